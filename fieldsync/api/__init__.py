@@ -1,0 +1,1 @@
+"""The HTTP edge: blueprints, authentication, error mapping and the transaction per request."""

@@ -1,0 +1,68 @@
+"""Configuration, read once from the environment (FIELDSYNC_*)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"FIELDSYNC_{name}", default)
+
+
+@dataclass
+class Config:
+    """Every setting the service has, with its environment variable in the comment."""
+
+    data_dir: Path = field(default_factory=lambda: Path(_env("DATA_DIR", "var")).resolve())
+    # FIELDSYNC_DATABASE_URL; default: SQLite file under the data directory
+    database_url: str = field(default_factory=lambda: _env("DATABASE_URL", ""))
+    # FIELDSYNC_BLOBSTORE_URL: file:///path (default, under data_dir/blobs) or s3://bucket/prefix
+    blobstore_url: str = field(default_factory=lambda: _env("BLOBSTORE_URL", ""))
+    token_lifetime_hours: int = field(
+        default_factory=lambda: int(_env("TOKEN_LIFETIME_HOURS", str(24 * 30)))
+    )
+    max_body_bytes: int = field(default_factory=lambda: int(_env("MAX_BODY_BYTES", str(4 << 20))))
+    sync_max_mutations: int = field(default_factory=lambda: int(_env("SYNC_MAX_MUTATIONS", "1000")))
+    sync_page_max: int = field(default_factory=lambda: int(_env("SYNC_PAGE_MAX", "1000")))
+    sync_retention_days: int = field(default_factory=lambda: int(_env("SYNC_RETENTION_DAYS", "90")))
+    clock_skew_flag_seconds: int = field(
+        default_factory=lambda: int(_env("CLOCK_SKEW_FLAG_SECONDS", "300"))
+    )
+    upload_max_bytes: int = field(default_factory=lambda: int(_env("UPLOAD_MAX_BYTES", str(50 << 20))))
+    upload_chunk_max_bytes: int = field(
+        default_factory=lambda: int(_env("UPLOAD_CHUNK_MAX_BYTES", str(8 << 20)))
+    )
+    upload_expiry_hours: int = field(default_factory=lambda: int(_env("UPLOAD_EXPIRY_HOURS", "72")))
+    image_max_pixels: int = field(default_factory=lambda: int(_env("IMAGE_MAX_PIXELS", str(80_000_000))))
+    exif_time_tolerance_minutes: int = field(
+        default_factory=lambda: int(_env("EXIF_TIME_TOLERANCE_MINUTES", "30"))
+    )
+    exif_distance_tolerance_m: int = field(
+        default_factory=lambda: int(_env("EXIF_DISTANCE_TOLERANCE_M", "500"))
+    )
+    case_number_format: str = field(
+        default_factory=lambda: _env("CASE_NUMBER_FORMAT", "京{street_abbrev}执〔{year}〕第{seq:04d}号")
+    )
+    default_language: str = field(default_factory=lambda: _env("DEFAULT_LANGUAGE", "zh"))
+    # argon2 cost; tests lower it, production keeps the library's defaults
+    password_time_cost: int = field(default_factory=lambda: int(_env("PASSWORD_TIME_COST", "3")))
+    password_memory_kib: int = field(
+        default_factory=lambda: int(_env("PASSWORD_MEMORY_KIB", str(64 * 1024)))
+    )
+    run_scheduler: bool = field(default_factory=lambda: _env("RUN_SCHEDULER", "1") == "1")
+    testing: bool = False
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir)
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'fieldsync.db'}"
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Config:
+        names = {f.name for f in fields(cls)}
+        unknown = set(overrides) - names
+        if unknown:
+            raise TypeError(f"unknown settings: {sorted(unknown)}")
+        return cls(**overrides)  # type: ignore[arg-type]

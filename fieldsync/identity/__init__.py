@@ -1,0 +1,1 @@
+"""Identity: passwords, devices and their bearer tokens, principals and scope."""

@@ -1,0 +1,1 @@
+"""Organisation: districts, streets, communities, grids, departments, teams, people, certificates, matters."""

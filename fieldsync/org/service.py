@@ -1,0 +1,205 @@
+"""Roster and catalogue services: people, certificates, departments, matters. Never commit."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from argon2 import PasswordHasher
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fieldsync.errors import DomainError
+from fieldsync.org.models import (
+    Certificate,
+    Department,
+    Grid,
+    Matter,
+    Person,
+    Role,
+    Street,
+    Team,
+)
+
+
+def list_departments(session: Session) -> list[Department]:
+    return list(session.scalars(select(Department).order_by(Department.kind, Department.code)))
+
+
+def list_matters(session: Session, *, department_id: uuid.UUID | None = None) -> list[Matter]:
+    stmt = select(Matter).where(Matter.active.is_(True)).order_by(Matter.code)
+    if department_id is not None:
+        stmt = stmt.where(Matter.department_id == department_id)
+    return list(session.scalars(stmt))
+
+
+def get_matter(session: Session, code: str) -> Matter:
+    matter = session.scalar(select(Matter).where(Matter.code == code))
+    if matter is None:
+        raise DomainError("org.unknown_matter", code=code)
+    return matter
+
+
+def get_department(session: Session, department_id: uuid.UUID) -> Department:
+    department = session.get(Department, department_id)
+    if department is None:
+        raise DomainError("org.unknown_department", id=str(department_id))
+    return department
+
+
+def team_of_street(session: Session, street_id: uuid.UUID) -> Team | None:
+    return session.scalar(select(Team).where(Team.street_id == street_id))
+
+
+def get_person(session: Session, *, person_id: uuid.UUID, street_id: uuid.UUID) -> Person:
+    """A person of the caller's street; other streets' people do not exist for the caller."""
+    person = session.get(Person, person_id)
+    if person is None or person.street_id != street_id:
+        raise DomainError("org.person_not_found", id=str(person_id))
+    return person
+
+
+def list_people(
+    session: Session,
+    *,
+    street_id: uuid.UUID,
+    role: Role | None = None,
+    department_id: uuid.UUID | None = None,
+) -> list[Person]:
+    stmt = select(Person).where(Person.street_id == street_id).order_by(Person.username)
+    if role is not None:
+        stmt = stmt.where(Person.role_rows.any(role=role))
+    if department_id is not None:
+        stmt = stmt.where(Person.department_id == department_id)
+    return list(session.scalars(stmt))
+
+
+def _check_refs(
+    session: Session,
+    *,
+    street_id: uuid.UUID,
+    department_id: uuid.UUID | None,
+    grid_id: uuid.UUID | None,
+) -> None:
+    if department_id is not None:
+        get_department(session, department_id)
+    if grid_id is not None:
+        grid = session.get(Grid, grid_id)
+        if grid is None or grid.community is None or grid.community.street_id != street_id:
+            raise DomainError("org.unknown_grid", id=str(grid_id))
+
+
+def create_person(
+    session: Session,
+    *,
+    hasher: PasswordHasher,
+    street_id: uuid.UUID,
+    username: str,
+    password: str,
+    full_name: str,
+    roles: Iterable[Role],
+    department_id: uuid.UUID | None = None,
+    grid_id: uuid.UUID | None = None,
+    title: str | None = None,
+    phone: str | None = None,
+    on_team: bool = True,
+    person_id: uuid.UUID | None = None,
+) -> Person:
+    if session.scalar(select(Person.id).where(Person.username == username)) is not None:
+        raise DomainError("org.username_taken", username=username)
+    _check_refs(session, street_id=street_id, department_id=department_id, grid_id=grid_id)
+    team = team_of_street(session, street_id) if on_team else None
+    person = Person(
+        id=person_id or uuid.uuid4(),
+        username=username,
+        password_hash=hasher.hash(password),
+        full_name=full_name,
+        street_id=street_id,
+        team_id=team.id if team else None,
+        department_id=department_id,
+        grid_id=grid_id,
+        title=title,
+        phone=phone,
+    )
+    person.set_roles(set(roles))
+    session.add(person)
+    session.flush()
+    return person
+
+
+def update_person(
+    session: Session,
+    *,
+    hasher: PasswordHasher,
+    person: Person,
+    changes: dict[str, Any],
+) -> Person:
+    """Apply a partial update; keys are the writable fields of a person."""
+    if "username" in changes and changes["username"] != person.username:
+        taken = session.scalar(select(Person.id).where(Person.username == changes["username"]))
+        if taken is not None:
+            raise DomainError("org.username_taken", username=changes["username"])
+    _check_refs(
+        session,
+        street_id=person.street_id,
+        department_id=changes.get("department_id"),
+        grid_id=changes.get("grid_id"),
+    )
+    for key, value in changes.items():
+        if key == "roles":
+            person.set_roles(set(value))
+        elif key == "password":
+            person.password_hash = hasher.hash(value)
+        else:
+            setattr(person, key, value)
+    session.flush()
+    return person
+
+
+def add_certificate(
+    session: Session,
+    *,
+    person: Person,
+    number: str,
+    valid_from: datetime,
+    valid_to: datetime,
+) -> Certificate:
+    if valid_to <= valid_from:
+        raise DomainError("org.certificate_invalid_period")
+    if session.scalar(select(Certificate.id).where(Certificate.number == number)) is not None:
+        raise DomainError("org.certificate_number_taken", number=number)
+    certificate = Certificate(
+        person_id=person.id, number=number, valid_from=valid_from, valid_to=valid_to
+    )
+    session.add(certificate)
+    session.flush()
+    session.refresh(person, ["certificates"])
+    return certificate
+
+
+def get_certificate(
+    session: Session, *, certificate_id: uuid.UUID, street_id: uuid.UUID
+) -> Certificate:
+    certificate = session.get(Certificate, certificate_id)
+    if certificate is None or certificate.person.street_id != street_id:
+        raise DomainError("org.certificate_not_found", id=str(certificate_id))
+    return certificate
+
+
+def revoke_certificate(
+    session: Session, *, certificate: Certificate, reason: str, now: datetime
+) -> Certificate:
+    if certificate.revoked_at is not None:
+        raise DomainError("org.certificate_already_revoked")
+    certificate.revoked_at = now
+    certificate.revoked_reason = reason
+    session.flush()
+    return certificate
+
+
+def street_of(session: Session, street_id: uuid.UUID) -> Street:
+    street = session.get(Street, street_id)
+    assert street is not None
+    return street

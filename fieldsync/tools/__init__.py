@@ -1,0 +1,1 @@
+"""Small operational helpers used by the Makefile and CI."""
