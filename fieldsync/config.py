@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import secrets
+import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -51,6 +53,8 @@ class Config:
     password_memory_kib: int = field(
         default_factory=lambda: int(_env("PASSWORD_MEMORY_KIB", str(64 * 1024)))
     )
+    # signs sync cursors; every server process must share it (env, or a file in the data dir)
+    secret_key: str = field(default_factory=lambda: _env("SECRET_KEY", ""))
     run_scheduler: bool = field(default_factory=lambda: _env("RUN_SCHEDULER", "1") == "1")
     testing: bool = False
 
@@ -58,6 +62,29 @@ class Config:
         self.data_dir = Path(self.data_dir)
         if not self.database_url:
             self.database_url = f"sqlite:///{self.data_dir / 'fieldsync.db'}"
+
+    def secret(self) -> bytes:
+        """The signing secret: FIELDSYNC_SECRET_KEY, else one made once and kept in the data
+        directory (created exclusively, so concurrent server processes agree on it)."""
+        if self.secret_key:
+            return self.secret_key.encode()
+        path = self.data_dir / "secret_key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                pass
+            else:
+                with os.fdopen(fd, "w") as f:
+                    f.write(secrets.token_hex(32))
+        for _ in range(50):
+            text = path.read_text().strip()
+            if text:
+                self.secret_key = text
+                return text.encode()
+            time.sleep(0.01)  # another process is writing it
+        raise RuntimeError(f"empty secret key file {path}")
 
     @classmethod
     def from_env(cls, **overrides: object) -> Config:

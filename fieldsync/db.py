@@ -6,10 +6,10 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, MetaData, Uuid, create_engine, event
+from sqlalchemy import JSON, DateTime, Integer, MetaData, Uuid, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -54,6 +54,20 @@ class Base(DeclarativeBase):
         dict[str, Any]: JSONType,
         list[Any]: JSONType,
     }
+
+
+class Synced:
+    """A record that devices receive through the change feed (see fieldsync.sync.feed).
+
+    `version` grows by one with every change; the feed keys each record by `__sync_entity__`.
+    """
+
+    __sync_entity__: str
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    def sync_audiences(self) -> list[str]:
+        """Who receives this record: "all", "street:<id>", "staff:<id>" or "person:<id>"."""
+        raise NotImplementedError
 
 
 def new_id() -> uuid.UUID:

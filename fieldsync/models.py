@@ -1,6 +1,8 @@
 """Every table of fieldsync, imported in one place so the metadata is complete (Alembic, tests)."""
 
+from fieldsync.evidence.models import CustodyEvent, Evidence
 from fieldsync.identity.models import Device
+from fieldsync.inspections.models import Inspection, Report
 from fieldsync.org.models import (
     Certificate,
     Community,
@@ -14,7 +16,26 @@ from fieldsync.org.models import (
     Team,
 )
 
+from fieldsync.sync.models import (
+    Conflict,
+    DeviceSyncState,
+    Event,
+    FeedCounter,
+    FeedEntry,
+    MutationRecord,
+)
+
 __all__ = [
+    "Conflict",
+    "CustodyEvent",
+    "DeviceSyncState",
+    "Event",
+    "Evidence",
+    "FeedCounter",
+    "FeedEntry",
+    "Inspection",
+    "MutationRecord",
+    "Report",
     "Certificate",
     "Community",
     "Department",

@@ -65,3 +65,21 @@ def config() -> Config:
 
 def services() -> Any:
     return current_app.extensions["fieldsync"]
+
+
+class SelectPage(flask_smorest.Page):
+    """Pagination over a SQLAlchemy select, counted in the database (total in X-Pagination)."""
+
+    @property
+    def items(self) -> list[Any]:
+        stmt = self.collection.offset(self.page_params.first_item).limit(
+            self.page_params.page_size
+        )
+        return list(db().scalars(stmt))
+
+    @property
+    def item_count(self) -> int:
+        from sqlalchemy import func, select
+
+        subquery = self.collection.order_by(None).subquery()
+        return int(db().scalar(select(func.count()).select_from(subquery)) or 0)

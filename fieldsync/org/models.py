@@ -8,10 +8,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import CheckConstraint, Enum, ForeignKey, String, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from fieldsync.clock import utcnow
-from fieldsync.db import Base, new_id
+from fieldsync.db import Base, Synced, new_id
 
 
 class Role(enum.StrEnum):
@@ -70,29 +70,37 @@ class Community(Base):
     name_en: Mapped[str] = mapped_column(String(100))
 
 
-class Grid(Base):
+class Grid(Synced, Base):
     """网格"""
 
     __tablename__ = "grids"
+    __sync_entity__ = "grid"
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     community_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("communities.id"), index=True)
     code: Mapped[str] = mapped_column(String(32), unique=True)
     name_zh: Mapped[str] = mapped_column(String(100))
     name_en: Mapped[str] = mapped_column(String(100))
 
-    community: Mapped[Community] = relationship()
+    community: Mapped[Community] = relationship(lazy="joined")
+
+    def sync_audiences(self) -> list[str]:
+        return [f"street:{self.community.street_id}"]
 
 
-class Department(Base):
+class Department(Synced, Base):
     """An enforcement department of the district: resident on the team, or listed."""
 
     __tablename__ = "departments"
+    __sync_entity__ = "department"
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     code: Mapped[str] = mapped_column(String(32), unique=True)
     name_zh: Mapped[str] = mapped_column(String(100))
     name_en: Mapped[str] = mapped_column(String(100))
     kind: Mapped[DepartmentKind] = mapped_column(_enum(DepartmentKind, "department_kind"))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    def sync_audiences(self) -> list[str]:
+        return ["all"]
 
 
 class Team(Base):
@@ -107,10 +115,11 @@ class Team(Base):
     street: Mapped[Street] = relationship()
 
 
-class Person(Base):
+class Person(Synced, Base):
     """Anyone who signs in: officers, grid workers, back office. Scope is the street."""
 
     __tablename__ = "people"
+    __sync_entity__ = "person"
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     username: Mapped[str] = mapped_column(String(64), unique=True)
     password_hash: Mapped[str] = mapped_column(String(200))
@@ -135,6 +144,9 @@ class Person(Base):
     department: Mapped[Department | None] = relationship(lazy="joined")
     street: Mapped[Street] = relationship(lazy="joined")
 
+    def sync_audiences(self) -> list[str]:
+        return [f"street:{self.street_id}"]
+
     @property
     def roles(self) -> frozenset[Role]:
         return frozenset(r.role for r in self.role_rows)
@@ -153,6 +165,11 @@ class PersonRole(Base):
     )
     role: Mapped[Role] = mapped_column(_enum(Role, "role"), primary_key=True)
 
+    def sync_parent(self, session: Session) -> Person | None:
+        """A role change is a change of the person's roster record."""
+        # a role added with a new person has no person_id yet: the person is new anyway
+        return session.get(Person, self.person_id) if self.person_id else None
+
 
 class Certificate(Base):
     """执法证: an enforcement certificate, valid in [valid_from, valid_to) unless revoked."""
@@ -170,11 +187,18 @@ class Certificate(Base):
 
     person: Mapped[Person] = relationship(back_populates="certificates")
 
+    def sync_parent(self, session: Session) -> Person | None:
+        """Certificate validity travels with the roster record of its holder."""
+        if self.person_id is None:
+            return self.person
+        return session.get(Person, self.person_id)
 
-class Matter(Base):
+
+class Matter(Synced, Base):
     """执法事项: one entry of the catalogue, owned by exactly one department."""
 
     __tablename__ = "matters"
+    __sync_entity__ = "matter"
     __table_args__ = (UniqueConstraint("code"),)
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     code: Mapped[str] = mapped_column(String(32))
@@ -188,3 +212,6 @@ class Matter(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     department: Mapped[Department] = relationship(lazy="joined")
+
+    def sync_audiences(self) -> list[str]:
+        return ["all"]

@@ -1,0 +1,139 @@
+"""Conformance vectors for the second-inspector rule: load them, run one, compare with expected."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from fieldsync.rules.second_inspector import (
+    CertificateFacts,
+    Decision,
+    DepartmentKind,
+    MatterFacts,
+    PersonFacts,
+    as_utc,
+    decide,
+    decide_findings,
+)
+
+VECTORS_FORMAT = "fieldsync/second-inspector-vectors"
+VECTORS_VERSION = 1
+_EXACT_FIELDS = ("tier", "second_inspector_id", "authorised_ids", "allowed_measures")
+
+
+@cache
+def _vectors_text() -> str:
+    return resources.files("fieldsync.rules").joinpath("vectors.json").read_text("utf-8")
+
+
+def load_vectors() -> dict[str, Any]:
+    """The whole document `{format, version, rule, cases: [...]}`, a fresh copy each call."""
+    document = json.loads(_vectors_text())
+    if document.get("format") != VECTORS_FORMAT or document.get("version") != VECTORS_VERSION:
+        raise ValueError("vectors.json is not a version 1 second-inspector vectors document")
+    return document
+
+
+def parse_instant(value: str) -> datetime:
+    """An RFC 3339 instant with its offset (`Z` included), as an aware UTC datetime."""
+    return as_utc(datetime.fromisoformat(value.replace("Z", "+00:00")), value)
+
+
+def certificate_from_json(obj: Mapping[str, Any]) -> CertificateFacts:
+    revoked_at = obj.get("revoked_at")
+    return CertificateFacts(
+        number=obj["number"],
+        valid_from=parse_instant(obj["valid_from"]),
+        valid_to=parse_instant(obj["valid_to"]),
+        revoked_at=parse_instant(revoked_at) if revoked_at is not None else None,
+    )
+
+
+def person_from_json(obj: Mapping[str, Any]) -> PersonFacts:
+    kind = obj.get("department_kind")
+    return PersonFacts(
+        id=obj["id"],
+        department_code=obj.get("department_code"),
+        department_kind=DepartmentKind(kind) if kind is not None else None,
+        roles=frozenset(obj.get("roles", ())),
+        certificates=tuple(certificate_from_json(c) for c in obj.get("certificates", ())),
+    )
+
+
+def matter_from_json(obj: Mapping[str, Any]) -> MatterFacts:
+    return MatterFacts(
+        code=obj["code"],
+        department_code=obj["department_code"],
+        department_kind=DepartmentKind(obj["department_kind"]),
+        allowed_measures=obj.get("allowed_measures"),
+    )
+
+
+def _outcome(decision: Decision) -> dict[str, Any]:
+    data = decision.to_dict()
+    return {
+        "tier": data["tier"],
+        "second_inspector_id": data["second_inspector_id"],
+        "authorised_ids": data["authorised_ids"],
+        "allowed_measures": data["allowed_measures"],
+        "reason_codes": [r["code"] for r in data["reasons"]],
+        "reasons": [{"code": r["code"], "person_id": r["person_id"]} for r in data["reasons"]],
+    }
+
+
+def run_vector(case: Mapping[str, Any]) -> dict[str, Any]:
+    """Apply the rule to a vector's input; the outcome in the shape of its `expected`.
+
+    Single-matter vectors give `{tier, second_inspector_id, authorised_ids, allowed_measures,
+    reason_codes, reasons}` with every reason; several-findings vectors give `{decisions: [...]}`.
+    """
+    given = case["input"]
+    at = parse_instant(given["at"])
+    present = [person_from_json(p) for p in given["present"]]
+    if "matters" in given:
+        matters = [matter_from_json(m) for m in given["matters"]]
+        return {"decisions": [_outcome(d) for d in decide_findings(matters, present, at)]}
+    return _outcome(decide(matter_from_json(given["matter"]), present, at))
+
+
+def _mismatches(expected: Mapping[str, Any], actual: Mapping[str, Any], where: str) -> list[str]:
+    problems = [
+        f"{where}{name}: expected {expected[name]!r}, got {actual[name]!r}"
+        for name in _EXACT_FIELDS
+        if expected[name] != actual[name]
+    ]
+    problems += [
+        f"{where}reason_codes: {code!r} missing from {actual['reason_codes']!r}"
+        for code in expected.get("reason_codes", ())
+        if code not in actual["reason_codes"]
+    ]
+    problems += [
+        f"{where}reason_codes: {code!r} must not appear"
+        for code in expected.get("absent_reason_codes", ())
+        if code in actual["reason_codes"]
+    ]
+    problems += [
+        f"{where}reasons: {reason!r} missing"
+        for reason in expected.get("reasons", ())
+        if dict(reason) not in actual["reasons"]
+    ]
+    return problems
+
+
+def check_vector(case: Mapping[str, Any]) -> list[str]:
+    """What differs between the rule and a vector's `expected`; empty when they agree."""
+    expected, actual = case["expected"], run_vector(case)
+    if "decisions" not in expected:
+        return _mismatches(expected, actual, "")
+    if len(expected["decisions"]) != len(actual["decisions"]):
+        return [f"expected {len(expected['decisions'])} decisions, got {len(actual['decisions'])}"]
+    problems: list[str] = []
+    for index, (want, got) in enumerate(
+        zip(expected["decisions"], actual["decisions"], strict=True)
+    ):
+        problems += _mismatches(want, got, f"decisions[{index}].")
+    return problems

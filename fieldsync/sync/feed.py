@@ -1,0 +1,355 @@
+"""The change feed: records touched in a transaction get positions at commit, in commit order;
+pulls read a device's audiences after its cursor."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import event, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from fieldsync.clock import utcnow
+from fieldsync.db import Base, Synced
+from fieldsync.errors import DomainError
+from fieldsync.sync.models import FeedCounter, FeedEntry
+
+_PENDING = "fieldsync.sync.pending"
+
+
+# --- recording: session hooks ---------------------------------------------------------------
+
+def _touch(session: Session, obj: Synced, *, deleted: bool = False) -> None:
+    pending: dict[tuple[str, Any], tuple[Synced, bool]] = session.info.setdefault(_PENDING, {})
+    key = (obj.__sync_entity__, obj.id)  # type: ignore[attr-defined]
+    was_deleted = pending.get(key, (None, False))[1]
+    pending[key] = (obj, deleted or was_deleted)
+
+
+@event.listens_for(Session, "before_flush")
+def _before_flush(session: Session, _ctx: Any, _instances: Any) -> None:
+    # A change to a dependent row (a certificate, a role) is a change of its parent record:
+    # touch the parent so that its version moves and the feed carries it.
+    for obj in list(session.new) + list(session.dirty) + list(session.deleted):
+        parent_of = getattr(obj, "sync_parent", None)
+        if parent_of is None or not callable(parent_of):
+            continue
+        parent = parent_of(session)
+        if parent is not None and parent not in session.deleted:
+            parent.updated_at = utcnow()
+    for obj in session.dirty:
+        if isinstance(obj, Synced) and session.is_modified(obj, include_collections=False):
+            state = _history_changed(obj, "version")
+            if not state:
+                obj.version = (obj.version or 0) + 1
+
+
+def _history_changed(obj: Any, attr: str) -> bool:
+    from sqlalchemy import inspect as sa_inspect
+
+    return bool(sa_inspect(obj).attrs[attr].history.has_changes())
+
+
+@event.listens_for(Session, "after_flush")
+def _after_flush(session: Session, _ctx: Any) -> None:
+    for obj in session.new:
+        if isinstance(obj, Synced):
+            _touch(session, obj)
+    for obj in session.dirty:
+        if isinstance(obj, Synced) and session.is_modified(obj, include_collections=False):
+            _touch(session, obj)
+    for obj in session.deleted:
+        if isinstance(obj, Synced):
+            _touch(session, obj, deleted=True)
+
+
+@event.listens_for(Session, "before_commit")
+def _before_commit(session: Session) -> None:
+    seal(session)
+
+
+@event.listens_for(Session, "after_rollback")
+def _after_rollback(session: Session) -> None:
+    session.info.pop(_PENDING, None)
+
+
+def _upsert(session: Session) -> Any:
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(FeedEntry)
+
+
+def seal(session: Session) -> None:
+    """Give the records touched in this transaction their feed positions. Called just before
+    commit: the counter's row lock is then held only until the commit, and positions are
+    handed out in commit order — a pull can never pass a position that commits later."""
+    session.flush()
+    pending: dict[tuple[str, Any], tuple[Synced, bool]] = session.info.pop(_PENDING, {})
+    if not pending:
+        return
+    count = len(pending)
+    _ensure_counter(session)
+    top = session.execute(
+        update(FeedCounter)
+        .where(FeedCounter.id == 1)
+        .values(value=FeedCounter.value + count)
+        .returning(FeedCounter.value)
+    ).scalar_one()
+    position = top - count
+    now = utcnow()
+
+    by_entity: dict[str, list[Any]] = {}
+    for entity, entity_id in pending:
+        by_entity.setdefault(entity, []).append(entity_id)
+    existing: dict[tuple[str, Any], dict[str, str]] = {}
+    for entity, ids in by_entity.items():
+        for chunk in _chunks(ids, 500):
+            rows = session.execute(
+                select(FeedEntry.entity_id, FeedEntry.audience, FeedEntry.op).where(
+                    FeedEntry.entity == entity, FeedEntry.entity_id.in_(chunk)
+                )
+            )
+            for entity_id, audience, op in rows:
+                existing.setdefault((entity, entity_id), {})[audience] = op
+
+    values: list[dict[str, Any]] = []
+    for (entity, entity_id), (obj, deleted) in sorted(pending.items(), key=lambda kv: str(kv[0])):
+        position += 1
+        before = existing.get((entity, entity_id), {})
+        is_deleted = deleted or getattr(obj, "deleted_at", None) is not None
+        now_audiences = set() if is_deleted else set(obj.sync_audiences())
+        version = obj.version or 1
+        for audience in now_audiences:
+            values.append(_row(entity, entity_id, audience, position, version, "upsert", None, now))
+        for audience, op in before.items():
+            if audience in now_audiences or (op == "delete" and not is_deleted):
+                continue
+            reason = "deleted" if is_deleted else "out_of_scope"
+            values.append(_row(entity, entity_id, audience, position, version, "delete", reason, now))
+    for chunk in _chunks(values, 1000):
+        stmt = _upsert(session).values(chunk)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["entity", "entity_id", "audience"],
+            set_={
+                "position": stmt.excluded.position,
+                "version": stmt.excluded.version,
+                "op": stmt.excluded.op,
+                "reason": stmt.excluded.reason,
+                "changed_at": stmt.excluded.changed_at,
+            },
+        )
+        session.execute(stmt)
+
+
+def _row(entity: str, entity_id: Any, audience: str, position: int, version: int, op: str,
+         reason: str | None, now: datetime) -> dict[str, Any]:
+    return {"entity": entity, "entity_id": entity_id, "audience": audience, "position": position,
+            "version": version, "op": op, "reason": reason, "changed_at": now}
+
+
+def _ensure_counter(session: Session) -> None:
+    if session.get(FeedCounter, 1) is None:
+        stmt = _counter_insert(session)
+        session.execute(stmt)
+
+
+def _counter_insert(session: Session) -> Any:
+    dialect = session.get_bind().dialect.name
+    ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(FeedCounter)
+    return ins.values(id=1, value=0, pruned_through=0).on_conflict_do_nothing()
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+# --- cursors ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where a device stands: a position per audience, and audiences it must evict."""
+
+    device_id: str
+    positions: dict[str, int]  # audience -> last position seen
+    evict: dict[str, int]  # audience left behind -> position of eviction progress
+    issued_at: int  # unix seconds
+
+
+def encode_cursor(cursor: Cursor, *, secret: bytes) -> str:
+    body = json.dumps(
+        {"d": cursor.device_id, "p": cursor.positions, "e": cursor.evict, "t": cursor.issued_at},
+        separators=(",", ":"), sort_keys=True,
+    ).encode()
+    mac = hmac.new(secret, body, hashlib.sha256).digest()[:16]
+    return base64.urlsafe_b64encode(body + mac).decode().rstrip("=")
+
+
+def decode_cursor(text: str, *, secret: bytes, device_id: str) -> Cursor:
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        body, mac = raw[:-16], raw[-16:]
+        if not hmac.compare_digest(mac, hmac.new(secret, body, hashlib.sha256).digest()[:16]):
+            raise ValueError("bad signature")
+        data = json.loads(body)
+        cursor = Cursor(
+            device_id=str(data["d"]),
+            positions={str(k): int(v) for k, v in data["p"].items()},
+            evict={str(k): int(v) for k, v in data["e"].items()},
+            issued_at=int(data["t"]),
+        )
+    except (ValueError, KeyError, TypeError, AttributeError, json.JSONDecodeError):
+        raise DomainError("sync.cursor_invalid") from None
+    if cursor.device_id != device_id:
+        raise DomainError("sync.cursor_invalid")
+    return cursor
+
+
+# --- pulling ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Change:
+    entity: str
+    entity_id: uuid.UUID
+    version: int
+    op: str
+    reason: str | None
+    position: int
+
+
+@dataclass(frozen=True)
+class Page:
+    changes: list[Change]
+    cursor: Cursor
+    has_more: bool
+
+
+def read_page(
+    session: Session,
+    *,
+    device_id: str,
+    audiences: Sequence[str],
+    cursor: Cursor | None,
+    limit: int,
+    now: datetime,
+    retention: timedelta,
+) -> Page:
+    """One page of changes for a device whose current audiences are `audiences`."""
+    counter = session.get(FeedCounter, 1)
+    pruned_through = counter.pruned_through if counter else 0
+    if cursor is None:
+        cursor = Cursor(device_id, {a: 0 for a in audiences}, {}, int(now.timestamp()))
+    else:
+        if now.timestamp() - cursor.issued_at > retention.total_seconds() or any(
+            0 < p < pruned_through for p in cursor.positions.values()
+        ):
+            raise DomainError("sync.cursor_expired")
+        # the device's scope changed (another street, other roles): evict what it may no
+        # longer see, start the new audiences from scratch
+        left = {a: 0 for a in cursor.positions if a not in audiences}
+        positions = {a: cursor.positions.get(a, 0) for a in audiences}
+        cursor = Cursor(device_id, positions, {**cursor.evict, **left}, cursor.issued_at)
+
+    if cursor.evict:
+        return _evict_page(session, cursor=cursor, audiences=audiences, limit=limit, now=now)
+
+    low = min(cursor.positions.values(), default=0)
+    rows = _feed_rows(session, cursor.positions, limit + 1)
+    has_more = len(rows) > limit
+    if has_more:
+        cut = rows[limit - 1].position
+        # never split one record's rows (same position, several audiences) across pages
+        rows = [r for r in rows if r.position <= cut]
+    else:
+        cut = max((r.position for r in rows), default=None)
+        if cut is None:
+            cut = counter.value if counter else 0
+            # nothing newer for these audiences: everyone is at the top of the feed
+            cut = max(cut, low)
+    changes = _collapse(rows, first_sync={a for a, p in cursor.positions.items() if p == 0})
+    positions = {a: max(p, cut) for a, p in cursor.positions.items()}
+    return Page(changes, Cursor(device_id, positions, {}, int(now.timestamp())), has_more)
+
+
+def _feed_rows(session: Session, positions: dict[str, int], limit: int) -> list[FeedEntry]:
+    rows: list[FeedEntry] = []
+    for audience, after in positions.items():
+        stmt = (
+            select(FeedEntry)
+            .where(FeedEntry.audience == audience, FeedEntry.position > after)
+            .order_by(FeedEntry.position)
+            .limit(limit)
+        )
+        if after == 0:  # a first sync needs no tombstones
+            stmt = stmt.where(FeedEntry.op == "upsert")
+        rows.extend(session.scalars(stmt))
+    # Each audience query is complete up to its own last row, so the merged list is complete
+    # up to its limit-th smallest position (one record has one row per audience).
+    rows.sort(key=lambda r: (r.position, r.audience))
+    return rows
+
+
+def _collapse(rows: Sequence[FeedEntry], *, first_sync: set[str]) -> list[Change]:
+    """One change per record; if any of the device's audiences still sees it, it is an upsert."""
+    by_record: dict[tuple[str, Any], Change] = {}
+    for row in rows:
+        key = (row.entity, row.entity_id)
+        change = Change(row.entity, row.entity_id, row.version, row.op, row.reason, row.position)
+        current = by_record.get(key)
+        if current is None or (current.op == "delete" and change.op == "upsert") or (
+            current.op == change.op and change.position > current.position
+        ):
+            by_record[key] = change
+    return sorted(by_record.values(), key=lambda c: c.position)
+
+
+def _evict_page(
+    session: Session, *, cursor: Cursor, audiences: Sequence[str], limit: int, now: datetime
+) -> Page:
+    evict = dict(cursor.evict)
+    changes: list[Change] = []
+    for audience, after in sorted(evict.items()):
+        rows = list(
+            session.scalars(
+                select(FeedEntry)
+                .where(
+                    FeedEntry.audience == audience,
+                    FeedEntry.position > after,
+                    FeedEntry.op == "upsert",
+                )
+                .order_by(FeedEntry.position)
+                .limit(limit)
+            )
+        )
+        still_visible = set()
+        if rows:
+            still_visible = {
+                (e, i)
+                for e, i in session.execute(
+                    select(FeedEntry.entity, FeedEntry.entity_id).where(
+                        FeedEntry.audience.in_(list(audiences)),
+                        FeedEntry.op == "upsert",
+                        FeedEntry.entity_id.in_([r.entity_id for r in rows]),
+                    )
+                )
+            }
+        for row in rows:
+            if (row.entity, row.entity_id) not in still_visible:
+                changes.append(
+                    Change(row.entity, row.entity_id, row.version, "delete", "out_of_scope",
+                           row.position)
+                )
+        if len(rows) < limit:
+            del evict[audience]
+        else:
+            evict[audience] = rows[-1].position
+            break
+    next_cursor = Cursor(cursor.device_id, cursor.positions, evict, int(now.timestamp()))
+    return Page(changes, next_cursor, True)

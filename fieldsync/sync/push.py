@@ -1,0 +1,424 @@
+"""Push: apply a device's mutations in device_seq order, exactly once, each to one outcome."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import marshmallow as ma
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fieldsync.clock import as_utc, isoformat
+from fieldsync.errors import DomainError, flag
+from fieldsync.sync import registry
+from fieldsync.sync.hlc import HLC
+from fieldsync.sync.merge import FieldState, MergeRefused, merge
+from fieldsync.sync.models import Conflict, DeviceSyncState, Event, FeedEntry, MutationRecord
+from fieldsync.sync.registry import ActionContext, SyncedEntity
+
+SKEW_FLAG = "sync.clock_skew"
+
+
+def push(
+    session: Session,
+    *,
+    principal: Any,
+    device_id: uuid.UUID,
+    mutations: Sequence[Mapping[str, Any]],
+    now: datetime,
+    device_clock: datetime | None,
+    config: Any,
+) -> dict[str, Any]:
+    """Apply what is new, answer replays from the log. One transaction: the caller commits."""
+    device = principal.device
+    if device_id != device.id:
+        raise DomainError("auth.device_id_mismatch")
+    seqs = [int(m["device_seq"]) for m in mutations]
+    if any(b <= a for a, b in zip(seqs, seqs[1:], strict=False)):
+        raise DomainError("sync.sequence_unordered")
+
+    state = _lock_device_state(session, device.id)
+    last = state.last_device_seq
+    fresh = [m for m in mutations if int(m["device_seq"]) > last]
+    for expected, m in enumerate(fresh, start=last + 1):
+        if int(m["device_seq"]) != expected:
+            raise DomainError("sync.sequence_gap", expected_device_seq=expected)
+
+    replayed = {
+        r.device_seq: r.result
+        for r in session.scalars(
+            select(MutationRecord).where(
+                MutationRecord.device_id == device.id,
+                MutationRecord.device_seq.in_([s for s in seqs if s <= last]),
+            )
+        )
+    }
+
+    skew_ms = _skew_ms(fresh, device_clock=device_clock, now=now)
+    ctx_base = dict(session=session, principal=principal, now=now, config=config)
+    records = _prefetch(session, fresh)
+    touched: dict[tuple[str, uuid.UUID], Any] = {}
+    results: list[dict[str, Any]] = []
+    applied_results: dict[int, dict[str, Any]] = {}
+    for m in fresh:
+        seq = int(m["device_seq"])
+        result, record_row, record = _apply_one(session, ctx_base, m, records)
+        applied_results[seq] = result
+        conflict = record_row.pop("conflict", None)
+        record_row.update(device_id=device.id, person_id=principal.person_id,
+                          street_id=principal.street_id, device_seq=seq, received_at=now)
+        session.add(MutationRecord(**record_row))
+        if conflict is not None:
+            session.flush()  # the conflict names its mutation: the log row goes first
+            session.add(conflict)
+        if record is not None and result["status"] != "rejected":
+            touched[(result["entity"], record.id)] = record
+    if skew_ms is not None and abs(skew_ms) > config.clock_skew_flag_seconds * 1000:
+        for record in touched.values():
+            _flag_skew(record, skew_ms)
+            # the flag changed the record after its result was built: the pull carries it
+    if fresh:
+        state.last_device_seq = int(fresh[-1]["device_seq"])
+    state.last_push_at = now
+    if skew_ms is not None:
+        state.clock_skew_ms = skew_ms
+    session.flush()
+
+    for seq in seqs:
+        results.append(applied_results.get(seq) or replayed.get(seq) or _forgotten(seq))
+    missing = sorted({h for r in touched.values() for h in (r.evidence_missing or [])})
+    return {
+        "protocol": 1,
+        "last_device_seq": state.last_device_seq,
+        "server_time": isoformat(now),
+        "clock_skew_ms": skew_ms,
+        "results": results,
+        "missing_evidence": missing,
+    }
+
+
+def _forgotten(seq: int) -> dict[str, Any]:
+    # at or below last_device_seq but not in the log: cannot happen unless the log was pruned
+    return {"device_seq": seq, "status": "rejected", "code": "sync.replay_unknown"}
+
+
+def _lock_device_state(session: Session, device_id: uuid.UUID) -> DeviceSyncState:
+    # FOR UPDATE: two pushes of one device (a retry racing its original) apply one after the
+    # other, so the second sees the first's last_device_seq and answers as a replay
+    stmt = select(DeviceSyncState).where(DeviceSyncState.device_id == device_id).with_for_update()
+    state = session.scalar(stmt)
+    if state is None:
+        state = DeviceSyncState(device_id=device_id, last_device_seq=0)
+        session.add(state)
+        session.flush()
+    return state
+
+
+def _skew_ms(fresh: Sequence[Mapping[str, Any]], *, device_clock: datetime | None,
+             now: datetime) -> int | None:
+    """Device clock minus server clock: from the request's Date header when the device sends
+    one; otherwise a device time in the future is the best evidence there is."""
+    if device_clock is not None:
+        return int((device_clock - now).total_seconds() * 1000)
+    latest = None
+    for m in fresh:
+        try:
+            t = _parse_time(m.get("device_time"))
+        except DomainError:
+            continue
+        if latest is None or t > latest:
+            latest = t
+    if latest is not None and latest > now:
+        return int((latest - now).total_seconds() * 1000)
+    return None
+
+
+def _flag_skew(record: Any, skew_ms: int) -> None:
+    flags = [f for f in (record.flags or []) if f.get("code") != SKEW_FLAG]
+    flags.append(flag(SKEW_FLAG, seconds=round(skew_ms / 1000)))
+    record.flags = flags
+
+
+def _prefetch(session: Session, fresh: Sequence[Mapping[str, Any]]) -> dict[tuple[str, uuid.UUID], Any]:
+    """Load (and on PostgreSQL lock, in a stable order) every record the push touches."""
+    wanted: dict[str, set[uuid.UUID]] = {}
+    for m in fresh:
+        etype = str(m.get("type", "")).partition(".")[0]
+        try:
+            wanted.setdefault(etype, set()).add(uuid.UUID(str(m.get("entity_id"))))
+        except ValueError:
+            continue
+    records: dict[tuple[str, uuid.UUID], Any] = {}
+    all_ids = sorted({i for ids in wanted.values() for i in ids})
+    if all_ids:
+        # which entity an id belongs to, to refuse an id of one type used as another
+        for etype, eid in session.execute(
+            select(FeedEntry.entity, FeedEntry.entity_id).where(FeedEntry.entity_id.in_(all_ids))
+        ):
+            records.setdefault(("#type", eid), etype)
+    for etype, ids in wanted.items():
+        spec = registry.entity(etype)
+        if spec is None or not spec.writable:
+            continue
+        model: Any = spec.model
+        stmt = select(model).where(model.id.in_(sorted(ids))).order_by(model.id).with_for_update()
+        for record in session.scalars(stmt):
+            records[(etype, record.id)] = record
+    return records
+
+
+def _parse_time(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise DomainError("sync.invalid_mutation", errors={"device_time": ["RFC 3339 time required"]})
+    try:
+        return as_utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
+    except ValueError:
+        raise DomainError(
+            "sync.invalid_mutation", errors={"device_time": ["RFC 3339 time with offset required"]}
+        ) from None
+
+
+def _apply_one(
+    session: Session, ctx_base: dict[str, Any], m: Mapping[str, Any],
+    records: dict[tuple[str, uuid.UUID], Any],
+) -> tuple[dict[str, Any], dict[str, Any], Any]:
+    seq = int(m["device_seq"])
+    mutation_id = _uuid_or_none(m.get("mutation_id")) or uuid.uuid4()
+    mtype = str(m.get("type", ""))
+    entity_id = _uuid_or_none(m.get("entity_id"))
+    row: dict[str, Any] = {
+        "id": mutation_id, "type": mtype[:64], "payload": dict(m), "hlc": None,
+        "device_time": None, "entity": None, "entity_id": entity_id,
+    }
+    try:
+        if session.get(MutationRecord, mutation_id) is not None:
+            raise DomainError("sync.duplicate_mutation_id", id=str(mutation_id))
+        etype, _, action = mtype.partition(".")
+        spec = registry.entity(etype)
+        if spec is None or not spec.writable or not action:
+            raise DomainError("sync.unknown_type", type=mtype)
+        row["entity"] = etype
+        if entity_id is None:
+            raise DomainError("sync.invalid_mutation", errors={"entity_id": ["a UUID is required"]})
+        try:
+            hlc = str(HLC.parse(str(m.get("hlc", ""))))
+        except ValueError:
+            raise DomainError("sync.invalid_hlc") from None
+        device_time = _parse_time(m.get("device_time"))
+        row.update(hlc=hlc, device_time=device_time)
+        base_version = m.get("base_version", 0)
+        if not isinstance(base_version, int) or isinstance(base_version, bool) or base_version < 0:
+            raise DomainError("sync.invalid_mutation", errors={"base_version": ["an integer ≥ 0"]})
+        known_type = records.get(("#type", entity_id))
+        if known_type is not None and known_type != etype:
+            raise DomainError("sync.entity_type_mismatch", entity=known_type)
+        ctx = ActionContext(device_time=device_time, hlc=hlc, **ctx_base)
+        record = records.get((etype, entity_id))
+        outcome = _apply_action(ctx, spec, action, entity_id, record, m, base_version)
+        record, merge_result, conflict = outcome
+        records[(etype, entity_id)] = record
+        records[("#type", entity_id)] = etype
+        result: dict[str, Any] = {
+            "device_seq": seq, "status": merge_result, "entity": etype, "id": str(record.id),
+            "version": record.version, "data": spec.serialize(record),
+        }
+        if conflict is not None:
+            result["conflict_id"] = str(conflict.id)
+            result["fields"] = conflict.fields
+            conflict.mutation_id = mutation_id
+        row["status"] = result["status"]
+        row["conflict"] = conflict
+        row["result"] = result
+        return result, row, record
+    except DomainError as error:
+        result = {
+            "device_seq": seq, "status": "rejected", "code": error.code,
+            "message": error.message("en"), "message_zh": error.message("zh"),
+        }
+        if error.errors is not None:
+            result["errors"] = error.errors
+        if row["entity"] is not None and entity_id is not None:
+            result.update(entity=row["entity"], id=str(entity_id))
+        row.update(status="rejected", code=error.code, message_en=result["message"],
+                   message_zh=result["message_zh"], result=result)
+        return result, row, None
+
+
+def _uuid_or_none(value: Any) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _apply_action(
+    ctx: ActionContext, spec: SyncedEntity, action: str, entity_id: uuid.UUID, record: Any,
+    m: Mapping[str, Any], base_version: int,
+) -> tuple[Any, str, Conflict | None]:
+    session = ctx.session
+    if record is not None:
+        if spec.authorize:
+            spec.authorize(ctx, record)
+        if record.deleted_at is not None:
+            raise DomainError("sync.record_deleted")
+        if base_version > record.version:
+            raise DomainError("sync.base_version_from_future", version=record.version)
+    if action == "upsert":
+        return _upsert(ctx, spec, entity_id, record, m, base_version)
+    if record is None:
+        raise DomainError("sync.unknown_entity", id=str(entity_id))
+    if action == "delete":
+        if spec.is_submitted(record):
+            raise DomainError("sync.delete_after_submit")
+        if record.created_by_id != ctx.principal.person_id:
+            raise DomainError("sync.not_permitted")
+        record.deleted_at = ctx.now
+        _bump(ctx, record, {"deleted_at": isoformat(ctx.now)}, m)
+        return record, "applied", None
+    handler = spec.actions.get(action)
+    if handler is None:
+        raise DomainError("sync.unknown_type", type=f"{spec.name}.{action}")
+    before = spec.serialize(record)
+    handler(ctx, record, m)
+    after = spec.serialize(record)
+    changed = {k: v for k, v in after.items() if before.get(k) != v}
+    if changed:
+        if spec.after_change:
+            spec.after_change(ctx, record)
+        _bump(ctx, record, changed, m)
+    status = "applied" if base_version == record.version - (1 if changed else 0) else "merged"
+    return record, status, None
+
+
+def _upsert(
+    ctx: ActionContext, spec: SyncedEntity, entity_id: uuid.UUID, record: Any,
+    m: Mapping[str, Any], base_version: int,
+) -> tuple[Any, str, Conflict | None]:
+    created = record is None
+    if created:
+        if base_version != 0:
+            raise DomainError("sync.unknown_entity", id=str(entity_id))
+        assert spec.create is not None
+        record = spec.create(ctx, entity_id)
+    set_, add, remove = _validated(spec, m)
+    clocks = dict(record.field_clocks or {})
+    state = {
+        name: FieldState(_wire(record, name), *(clocks.get(name) or (0, "")))
+        for name in spec.fields
+    }
+    try:
+        result = merge(
+            spec.fields, state, base_version=base_version, hlc=ctx.hlc, set_=set_, add=add,
+            remove=remove, submitted=spec.is_submitted(record),
+        )
+    except MergeRefused as refused:
+        raise DomainError(refused.code, **refused.params) from None
+    values = {name: result.changed.get(name, state[name].value) for name in spec.fields}
+    if spec.check:
+        spec.check(ctx, values)
+
+    new_version = record.version + 1
+    for name, value in result.changed.items():
+        setattr(record, name, _from_wire(record, name, value))
+        clocks[name] = [new_version, ctx.hlc]
+    conflict = None
+    if result.lost:
+        conflict = Conflict(
+            id=uuid.uuid4(), street_id=record.street_id, entity=spec.name, entity_id=record.id,
+            fields=sorted({lv.field for lv in result.lost}),
+            values={lv.field: {"kept": lv.kept, "lost": lv.lost, "lost_side": lv.lost_side}
+                    for lv in result.lost},
+            device_id=ctx.principal.device.id, person_id=ctx.principal.person_id,
+            record_version=new_version if (result.changed or created) else record.version,
+            created_at=ctx.now,
+        )
+    if created:
+        ctx.session.add(record)
+    if result.changed or created:
+        record.field_clocks = clocks
+        if spec.after_change:
+            spec.after_change(ctx, record)
+        _bump(ctx, record, {**result.changed, **_lost_summary(result.lost)}, m)
+    elif conflict is not None:
+        _event(ctx, record, _lost_summary(result.lost), m)
+    return record, result.status, conflict
+
+
+def _lost_summary(lost: Sequence[Any]) -> dict[str, Any]:
+    return {f"lost:{lv.field}": {"value": lv.lost, "side": lv.lost_side} for lv in lost}
+
+
+def _validated(spec: SyncedEntity, m: Mapping[str, Any]) -> tuple[dict, dict, dict]:
+    set_, add, remove = m.get("set") or {}, m.get("add") or {}, m.get("remove") or {}
+    if not all(isinstance(x, dict) for x in (set_, add, remove)):
+        raise DomainError("sync.invalid_mutation", errors={"set": ["set, add and remove are objects"]})
+    assert spec.schema is not None
+    schema = spec.schema()
+    errors: dict[str, Any] = {}
+    out: list[dict[str, Any]] = []
+    for part, payload in (("set", set_), ("add", add)):
+        try:
+            out.append(schema.load(payload, partial=True))
+        except ma.ValidationError as e:
+            errors[part] = e.messages
+            out.append({})
+    for name, items in remove.items():
+        if name not in spec.fields or not isinstance(items, list):
+            errors.setdefault("remove", {})[name] = ["a list of values or item ids"]
+    if errors:
+        raise DomainError("sync.invalid_mutation", errors=errors)
+    from fieldsync.inspections.entities import _jsonable
+
+    return _jsonable(out[0]), _jsonable(out[1]), {k: [str(v) for v in vs] for k, vs in remove.items()}
+
+
+def _wire(record: Any, name: str) -> Any:
+    from fieldsync.inspections.entities import _jsonable
+
+    return _jsonable(getattr(record, name))
+
+
+def _from_wire(record: Any, name: str, value: Any) -> Any:
+    """A wire value (JSON) as the column stores it: times and ids have their own types."""
+    column = type(record).__table__.c[name]
+    try:
+        python_type = column.type.python_type
+    except NotImplementedError:  # JSON columns
+        python_type = None
+    if value is None:
+        return None
+    if python_type is datetime:
+        return as_utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
+    if python_type is uuid.UUID:
+        return uuid.UUID(value)
+    return value
+
+
+def _bump(ctx: ActionContext, record: Any, changes: dict[str, Any], m: Mapping[str, Any]) -> None:
+    record.version = (record.version or 0) + 1
+    record.updated_at = ctx.now
+    _event(ctx, record, changes, m)
+
+
+def _event(ctx: ActionContext, record: Any, changes: dict[str, Any], m: Mapping[str, Any]) -> None:
+    ctx.session.add(
+        Event(
+            entity=type(record).__sync_entity__, entity_id=record.id, version=record.version,
+            action=str(m.get("type")), person_id=ctx.principal.person_id,
+            device_id=ctx.principal.device.id, device_time=ctx.device_time, hlc=ctx.hlc,
+            server_time=ctx.now, changes=changes,
+        )
+    )
+
+
+def quarantine(session: Session, *, street_id: uuid.UUID, device_id: uuid.UUID | None) -> Any:
+    stmt = select(MutationRecord).where(
+        MutationRecord.status == "rejected", MutationRecord.street_id == street_id
+    )
+    if device_id is not None:
+        stmt = stmt.where(MutationRecord.device_id == device_id)
+    return stmt.order_by(MutationRecord.received_at.desc(), MutationRecord.device_seq.desc())
+
