@@ -32,12 +32,16 @@ class Config:
     clock_skew_flag_seconds: int = field(
         default_factory=lambda: int(_env("CLOCK_SKEW_FLAG_SECONDS", "300"))
     )
-    upload_max_bytes: int = field(default_factory=lambda: int(_env("UPLOAD_MAX_BYTES", str(50 << 20))))
+    upload_max_bytes: int = field(
+        default_factory=lambda: int(_env("UPLOAD_MAX_BYTES", str(50 << 20)))
+    )
     upload_chunk_max_bytes: int = field(
         default_factory=lambda: int(_env("UPLOAD_CHUNK_MAX_BYTES", str(8 << 20)))
     )
     upload_expiry_hours: int = field(default_factory=lambda: int(_env("UPLOAD_EXPIRY_HOURS", "72")))
-    image_max_pixels: int = field(default_factory=lambda: int(_env("IMAGE_MAX_PIXELS", str(80_000_000))))
+    image_max_pixels: int = field(
+        default_factory=lambda: int(_env("IMAGE_MAX_PIXELS", str(80_000_000)))
+    )
     exif_time_tolerance_minutes: int = field(
         default_factory=lambda: int(_env("EXIF_TIME_TOLERANCE_MINUTES", "30"))
     )
@@ -45,7 +49,9 @@ class Config:
         default_factory=lambda: int(_env("EXIF_DISTANCE_TOLERANCE_M", "500"))
     )
     case_number_format: str = field(
-        default_factory=lambda: _env("CASE_NUMBER_FORMAT", "京{street_abbrev}执〔{year}〕第{seq:04d}号")
+        default_factory=lambda: _env(
+            "CASE_NUMBER_FORMAT", "京{street_abbrev}执〔{year}〕第{seq:04d}号"
+        )
     )
     default_language: str = field(default_factory=lambda: _env("DEFAULT_LANGUAGE", "zh"))
     # argon2 cost; tests lower it, production keeps the library's defaults

@@ -70,23 +70,43 @@ _p("request.invalid", 422, "The request has invalid fields.", "请求中有无�
 _p("request.not_found", 404, "Not found.", "未找到。")
 _p("request.method_not_allowed", 405, "Method not allowed.", "不允许使用该方法。")
 _p("request.too_large", 413, "The request body is too large.", "请求体过大。")
-_p("request.unsupported_media_type", 415, "Send the body as application/json.", "请以 application/json 格式发送请求体。")
+_p(
+    "request.unsupported_media_type",
+    415,
+    "Send the body as application/json.",
+    "请以 application/json 格式发送请求体。",
+)
 _p("request.precondition_failed", 412, "The resource has changed.", "资源已被修改。")
 _p("request.conflict", 409, "The request conflicts with the current state.", "请求与当前状态冲突。")
 _p("server.error", 500, "Internal server error.", "服务器内部错误。")
 _p("server.unavailable", 503, "The service is unavailable.", "服务暂不可用。")
 
 # --- identity and permission ----------------------------------------------------------------
-_p("auth.required", 401, "Sign in first: send Authorization: Bearer <token>.", "请先登录：请求需携带 Authorization: Bearer <令牌>。")
+_p(
+    "auth.required",
+    401,
+    "Sign in first: send Authorization: Bearer <token>.",
+    "请先登录：请求需携带 Authorization: Bearer <令牌>。",
+)
 _p("auth.invalid_credentials", 401, "Wrong username or password.", "用户名或密码错误。")
 _p("auth.token_invalid", 401, "The token is not valid.", "令牌无效。")
 _p("auth.token_expired", 401, "The token has expired: sign in again.", "令牌已过期，请重新登录。")
 _p("auth.device_revoked", 401, "This device has been revoked.", "该设备已被停用。")
 _p("auth.account_disabled", 401, "This account is disabled.", "该账号已停用。")
 _p("auth.forbidden", 403, "Your role does not allow this.", "您的角色无权执行此操作。")
-_p("auth.device_owned_by_other", 409, "This device is registered to another user.", "该设备已登记在其他用户名下。")
+_p(
+    "auth.device_owned_by_other",
+    409,
+    "This device is registered to another user.",
+    "该设备已登记在其他用户名下。",
+)
 _p("identity.unknown_device", 404, "Unknown device: {id}.", "未知设备：{id}。")
-_p("auth.device_id_mismatch", 403, "The device id does not match the token's device.", "设备编号与令牌绑定的设备不一致。")
+_p(
+    "auth.device_id_mismatch",
+    403,
+    "The device id does not match the token's device.",
+    "设备编号与令牌绑定的设备不一致。",
+)
 
 # --- organisation, roster and catalogue -----------------------------------------------------
 _p("org.unknown_department", 422, "Unknown department: {id}.", "未知部门：{id}。")
@@ -97,64 +117,269 @@ _p("org.unknown_grid", 422, "Unknown grid: {id}.", "未知网格：{id}。")
 _p("org.person_not_found", 404, "No such person: {id}.", "未找到该人员：{id}。")
 _p("org.certificate_not_found", 404, "No such certificate: {id}.", "未找到该执法证：{id}。")
 _p("org.username_taken", 409, "The username {username} is taken.", "用户名 {username} 已被占用。")
-_p("org.certificate_number_taken", 409, "Certificate number {number} is already registered.", "执法证号 {number} 已登记。")
-_p("org.certificate_invalid_period", 422, "A certificate's valid_to must be after its valid_from.", "执法证有效期截止日期必须晚于起始日期。")
-_p("org.certificate_already_revoked", 409, "The certificate is already revoked.", "该执法证已被吊销。")
-_p("org.department_street_mismatch", 422, "The department is not on this team.", "该部门不属于本执法队。")
+_p(
+    "org.certificate_number_taken",
+    409,
+    "Certificate number {number} is already registered.",
+    "执法证号 {number} 已登记。",
+)
+_p(
+    "org.certificate_invalid_period",
+    422,
+    "A certificate's valid_to must be after its valid_from.",
+    "执法证有效期截止日期必须晚于起始日期。",
+)
+_p(
+    "org.certificate_already_revoked",
+    409,
+    "The certificate is already revoked.",
+    "该执法证已被吊销。",
+)
+_p(
+    "org.department_street_mismatch",
+    422,
+    "The department is not on this team.",
+    "该部门不属于本执法队。",
+)
 
 # --- rules, measures and cases (rules package) ---
-_p("measure.invalid", 422, "The measure is malformed: it needs an id (UUID), a type and details.", "措施格式错误：须包含编号（UUID）、类型和详情。")
+_p(
+    "measure.invalid",
+    422,
+    "The measure is malformed: it needs an id (UUID), a type and details.",
+    "措施格式错误：须包含编号（UUID）、类型和详情。",
+)
 _p("measure.unknown_type", 422, "Unknown measure type: {type}.", "未知的措施类型：{type}。")
 _p("measure.invalid_details", 422, "The measure's details are invalid.", "措施详情填写有误。")
-_p("measure.seizure_items_required", 422, "A seizure must list the seized items (item, quantity, unit).", "暂扣物品须逐项列明物品名称、数量和单位。")
-_p("measure.penalty_legal_basis_required", 422, "An on-the-spot penalty needs its legal basis.", "当场处罚须写明法律依据。")
-_p("measure.penalty_over_onsite_limit", 422, "An on-the-spot fine for a party of kind {party_kind} is at most {limit} yuan; this one is {amount} yuan.", "对{party_kind_zh}当场处以罚款不得超过{limit}元，本次为{amount}元。")
+_p(
+    "measure.seizure_items_required",
+    422,
+    "A seizure must list the seized items (item, quantity, unit).",
+    "暂扣物品须逐项列明物品名称、数量和单位。",
+)
+_p(
+    "measure.penalty_legal_basis_required",
+    422,
+    "An on-the-spot penalty needs its legal basis.",
+    "当场处罚须写明法律依据。",
+)
+_p(
+    "measure.penalty_over_onsite_limit",
+    422,
+    "An on-the-spot fine for a party of kind {party_kind} is at most {limit} yuan; this one is {amount} yuan.",
+    "对{party_kind_zh}当场处以罚款不得超过{limit}元，本次为{amount}元。",
+)
 _p("case.unknown_action", 422, "Unknown case action: {action}.", "未知的案件操作：{action}。")
-_p("case.transition_not_allowed", 409, "A case that is {state} cannot take the action {action}.", "案件处于“{state_zh}”状态，不能执行“{action_zh}”操作。")
-_p("case.archived", 409, "The case is archived: it and its materials never change again.", "案件已归档，案件及相关材料不得再作任何更改。")
-_p("case.archive_captain_only", 403, "Only the team captain can archive a case.", "只有综合执法队队长可以将案件归档。")
-_p("case.handler_only", 403, "Only a case handler can {action} a case.", "只有办案人员可以对案件执行“{action_zh}”操作。")
-_p("case.other_department", 403, "This case belongs to {department}: only its own case handlers act on it.", "该案件属于{department}，只能由该单位的办案人员办理。")
+_p(
+    "case.transition_not_allowed",
+    409,
+    "A case that is {state} cannot take the action {action}.",
+    "案件处于“{state_zh}”状态，不能执行“{action_zh}”操作。",
+)
+_p(
+    "case.archived",
+    409,
+    "The case is archived: it and its materials never change again.",
+    "案件已归档，案件及相关材料不得再作任何更改。",
+)
+_p(
+    "case.archive_captain_only",
+    403,
+    "Only the team captain can archive a case.",
+    "只有综合执法队队长可以将案件归档。",
+)
+_p(
+    "case.handler_only",
+    403,
+    "Only a case handler can {action} a case.",
+    "只有办案人员可以对案件执行“{action_zh}”操作。",
+)
+_p(
+    "case.other_department",
+    403,
+    "This case belongs to {department}: only its own case handlers act on it.",
+    "该案件属于{department}，只能由该单位的办案人员办理。",
+)
 _p("case.number_required", 422, "Filing a case needs a case number.", "立案须提供案件编号。")
 _p("case.reason_required", 422, "Declining to file a case needs a reason.", "不予立案须说明理由。")
-_p("case.conclusion_required", 422, "Concluding a case needs the decision and a summary.", "办结案件须填写处理决定和办理情况摘要。")
+_p(
+    "case.conclusion_required",
+    422,
+    "Concluding a case needs the decision and a summary.",
+    "办结案件须填写处理决定和办理情况摘要。",
+)
 
 # --- evidence (evidence package) ---
 _p("evidence.empty", 422, "The file is empty.", "文件为空。")
-_p("evidence.too_large", 413, "The file is {size} bytes; the limit is {limit} bytes.", "文件大小为 {size} 字节，超过上限 {limit} 字节。")
-_p("evidence.not_an_image", 422, "The file is not a JPEG, PNG or HEIC/HEIF image.", "文件不是 JPEG、PNG 或 HEIC/HEIF 格式的图片。")
-_p("evidence.markup_content", 422, "The file contains web markup or script ({marker}) and cannot be evidence.", "文件中含有网页标记或脚本（{marker}），不能作为证据。")
-_p("evidence.decompression_bomb", 422, "The image declares too many pixels to decode safely (limit {limit}).", "图片声明的像素数过多（上限 {limit}），无法安全解码。")
-_p("evidence.corrupt_image", 422, "The image is truncated or corrupt and cannot be decoded.", "图片不完整或已损坏，无法解码。")
+_p(
+    "evidence.too_large",
+    413,
+    "The file is {size} bytes; the limit is {limit} bytes.",
+    "文件大小为 {size} 字节，超过上限 {limit} 字节。",
+)
+_p(
+    "evidence.not_an_image",
+    422,
+    "The file is not a JPEG, PNG or HEIC/HEIF image.",
+    "文件不是 JPEG、PNG 或 HEIC/HEIF 格式的图片。",
+)
+_p(
+    "evidence.markup_content",
+    422,
+    "The file contains web markup or script ({marker}) and cannot be evidence.",
+    "文件中含有网页标记或脚本（{marker}），不能作为证据。",
+)
+_p(
+    "evidence.decompression_bomb",
+    422,
+    "The image declares too many pixels to decode safely (limit {limit}).",
+    "图片声明的像素数过多（上限 {limit}），无法安全解码。",
+)
+_p(
+    "evidence.corrupt_image",
+    422,
+    "The image is truncated or corrupt and cannot be decoded.",
+    "图片不完整或已损坏，无法解码。",
+)
 
 # --- sync (sync package) ---------------------------------------------------------------------
-_p("sync.sequence_gap", 409, "Mutations are missing before this one: send from device_seq {expected_device_seq}.", "此前的变更缺失：请从 device_seq {expected_device_seq} 开始重新发送。")
-_p("sync.sequence_unordered", 422, "Mutations must be sent in increasing device_seq order.", "变更必须按 device_seq 递增顺序发送。")
-_p("sync.cursor_expired", 410, "The sync cursor is too old: sync again from the start.", "同步游标已过期，请从头重新同步。")
-_p("sync.cursor_invalid", 400, "The sync cursor is not valid for this device.", "同步游标对本设备无效。")
-_p("sync.too_many_mutations", 413, "Too many mutations in one push (at most {limit}).", "单次推送的变更过多（最多 {limit} 条）。")
-_p("sync.limit_out_of_range", 422, "limit must be between 1 and {max}.", "limit 必须介于 1 与 {max} 之间。")
+_p(
+    "sync.sequence_gap",
+    409,
+    "Mutations are missing before this one: send from device_seq {expected_device_seq}.",
+    "此前的变更缺失：请从 device_seq {expected_device_seq} 开始重新发送。",
+)
+_p(
+    "sync.sequence_unordered",
+    422,
+    "Mutations must be sent in increasing device_seq order.",
+    "变更必须按 device_seq 递增顺序发送。",
+)
+_p(
+    "sync.cursor_expired",
+    410,
+    "The sync cursor is too old: sync again from the start.",
+    "同步游标已过期，请从头重新同步。",
+)
+_p(
+    "sync.cursor_invalid",
+    400,
+    "The sync cursor is not valid for this device.",
+    "同步游标对本设备无效。",
+)
+_p(
+    "sync.too_many_mutations",
+    413,
+    "Too many mutations in one push (at most {limit}).",
+    "单次推送的变更过多（最多 {limit} 条）。",
+)
+_p(
+    "sync.limit_out_of_range",
+    422,
+    "limit must be between 1 and {max}.",
+    "limit 必须介于 1 与 {max} 之间。",
+)
 _p("sync.unknown_type", 422, "Unknown mutation type: {type}.", "未知的变更类型：{type}。")
 _p("sync.invalid_mutation", 422, "The mutation is not valid.", "变更内容无效。")
-_p("sync.invalid_hlc", 422, "The mutation's hybrid logical clock is missing or malformed.", "变更的混合逻辑时钟缺失或格式错误。")
+_p(
+    "sync.invalid_hlc",
+    422,
+    "The mutation's hybrid logical clock is missing or malformed.",
+    "变更的混合逻辑时钟缺失或格式错误。",
+)
 _p("sync.unknown_field", 422, "Unknown field: {field}.", "未知字段：{field}。")
-_p("sync.field_server_owned", 422, "The field {field} is written by the server only.", "字段 {field} 只能由服务器写入。")
-_p("sync.not_a_set_field", 422, "The field {field} is not a set: use set, not add or remove.", "字段 {field} 不是集合，请使用 set，而非 add 或 remove。")
-_p("sync.entity_type_mismatch", 422, "This id belongs to a record of type {entity}.", "该编号属于 {entity} 类型的记录。")
-_p("sync.base_version_from_future", 422, "base_version is newer than the record (version {version}).", "base_version 比记录的当前版本（{version}）还新。")
+_p(
+    "sync.field_server_owned",
+    422,
+    "The field {field} is written by the server only.",
+    "字段 {field} 只能由服务器写入。",
+)
+_p(
+    "sync.not_a_set_field",
+    422,
+    "The field {field} is not a set: use set, not add or remove.",
+    "字段 {field} 不是集合，请使用 set，而非 add 或 remove。",
+)
+_p(
+    "sync.entity_type_mismatch",
+    422,
+    "This id belongs to a record of type {entity}.",
+    "该编号属于 {entity} 类型的记录。",
+)
+_p(
+    "sync.base_version_from_future",
+    422,
+    "base_version is newer than the record (version {version}).",
+    "base_version 比记录的当前版本（{version}）还新。",
+)
 _p("sync.unknown_entity", 422, "No such record: {id}.", "记录不存在：{id}。")
 _p("sync.record_deleted", 422, "The record was deleted.", "该记录已被删除。")
-_p("sync.delete_after_submit", 422, "A submitted record cannot be deleted.", "已提交的记录不能删除。")
-_p("sync.not_in_scope", 422, "The record is outside your street or assignment.", "该记录不在您的街道或分工范围内。")
+_p(
+    "sync.delete_after_submit",
+    422,
+    "A submitted record cannot be deleted.",
+    "已提交的记录不能删除。",
+)
+_p(
+    "sync.not_in_scope",
+    422,
+    "The record is outside your street or assignment.",
+    "该记录不在您的街道或分工范围内。",
+)
 _p("sync.not_permitted", 422, "Your role may not write this record.", "您的角色无权写入该记录。")
-_p("sync.duplicate_mutation_id", 422, "The mutation id {id} was already used with another device_seq.", "变更编号 {id} 已用于其他 device_seq。")
-_p("sync.replay_unknown", 422, "This device_seq was applied but its result is no longer kept.", "该 device_seq 已应用，但结果已不再保存。")
-_p("sync.clock_skew", 200, "The device clock was {seconds} s off the server clock at sync.", "同步时设备时钟与服务器时钟相差 {seconds} 秒。")
+_p(
+    "sync.duplicate_mutation_id",
+    422,
+    "The mutation id {id} was already used with another device_seq.",
+    "变更编号 {id} 已用于其他 device_seq。",
+)
+_p(
+    "sync.replay_unknown",
+    422,
+    "This device_seq was applied but its result is no longer kept.",
+    "该 device_seq 已应用，但结果已不再保存。",
+)
+_p(
+    "sync.clock_skew",
+    200,
+    "The device clock was {seconds} s off the server clock at sync.",
+    "同步时设备时钟与服务器时钟相差 {seconds} 秒。",
+)
 _p("sync.conflict_not_found", 404, "No such conflict: {id}.", "未找到该冲突：{id}。")
-_p("sync.conflict_needs_supervisor", 403, "The record is submitted: a reviewer or the captain resolves this conflict.", "记录已提交：此冲突须由审核人员或队长处理。")
+_p(
+    "sync.conflict_needs_supervisor",
+    403,
+    "The record is submitted: a reviewer or the captain resolves this conflict.",
+    "记录已提交：此冲突须由审核人员或队长处理。",
+)
 _p("sync.conflict_resolved", 409, "The conflict is already resolved.", "该冲突已处理。")
-_p("inspection.unknown_person", 422, "Person {id} is not on your street's roster.", "人员 {id} 不在本街道名册中。")
-_p("inspection.unknown_finding", 422, "The measure names an unknown finding: {id}.", "措施引用了不存在的问题：{id}。")
-_p("inspection.incomplete", 422, "An inspection needs a matter or a finding before it is submitted.", "检查记录提交前须填写执法事项或发现的问题。")
-_p("inspection.archived", 409, "The inspection's case is archived: it can never change again.", "该检查所属案件已归档，不得再作任何修改。")
-_p("report.incomplete", 422, "A report needs a description or a photo before it is submitted.", "上报事件提交前须填写描述或附上照片。")
+_p(
+    "inspection.unknown_person",
+    422,
+    "Person {id} is not on your street's roster.",
+    "人员 {id} 不在本街道名册中。",
+)
+_p(
+    "inspection.unknown_finding",
+    422,
+    "The measure names an unknown finding: {id}.",
+    "措施引用了不存在的问题：{id}。",
+)
+_p(
+    "inspection.incomplete",
+    422,
+    "An inspection needs a matter or a finding before it is submitted.",
+    "检查记录提交前须填写执法事项或发现的问题。",
+)
+_p(
+    "inspection.archived",
+    409,
+    "The inspection's case is archived: it can never change again.",
+    "该检查所属案件已归档，不得再作任何修改。",
+)
+_p(
+    "report.incomplete",
+    422,
+    "A report needs a description or a photo before it is submitted.",
+    "上报事件提交前须填写描述或附上照片。",
+)

@@ -18,7 +18,9 @@ BACKEND = os.environ.get("FIELDSYNC_TEST_DB", "sqlite")
 POSTGRES_URL = os.environ.get(
     "FIELDSYNC_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-SHARED = Path(os.environ.get("FIELDSYNC_SHARED_DIR", Path(__file__).resolve().parents[2] / "shared"))
+SHARED = Path(
+    os.environ.get("FIELDSYNC_SHARED_DIR", Path(__file__).resolve().parents[2] / "shared")
+)
 PHOTOS = SHARED / "data" / "photos"
 
 
@@ -119,8 +121,14 @@ class ApiClient:
         self.client = app.test_client()
         self.tokens: dict[str, str] = {}
 
-    def login(self, username: str, password: str | None = None, *, device_id: str | None = None,
-              device_name: str = "test phone") -> str:
+    def login(
+        self,
+        username: str,
+        password: str | None = None,
+        *,
+        device_id: str | None = None,
+        device_name: str = "test phone",
+    ) -> str:
         from fieldsync.demo import password_for
 
         resp = self.client.post(
@@ -144,8 +152,15 @@ class ApiClient:
             headers["Authorization"] = f"Bearer {token}"
         return headers
 
-    def request(self, method: str, path: str, who: str | None = None, *,
-                headers: dict[str, str] | None = None, **kwargs: Any) -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        who: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> Any:
         return self.client.open(
             "/api/v1" + path, method=method, headers=self.headers(who, **(headers or {})), **kwargs
         )

@@ -72,9 +72,7 @@ class SelectPage(flask_smorest.Page):
 
     @property
     def items(self) -> list[Any]:
-        stmt = self.collection.offset(self.page_params.first_item).limit(
-            self.page_params.page_size
-        )
+        stmt = self.collection.offset(self.page_params.first_item).limit(self.page_params.page_size)
         return list(db().scalars(stmt))
 
     @property

@@ -44,7 +44,11 @@ def language() -> str:
 
 
 def problem_response(
-    code: str, status: int, *, params: dict[str, Any] | None = None, errors: Any = None,
+    code: str,
+    status: int,
+    *,
+    params: dict[str, Any] | None = None,
+    errors: Any = None,
     headers: dict[str, str] | None = None,
 ) -> tuple[dict[str, Any], int, dict[str, str]]:
     problem = CATALOGUE[code]

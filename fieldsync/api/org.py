@@ -94,9 +94,7 @@ class PersonCreateSchema(StrictSchema):
     username = ma.fields.String(
         required=True, validate=ma.validate.Regexp(r"^[A-Za-z0-9_.-]{2,64}$")
     )
-    password = ma.fields.String(
-        required=True, load_only=True, validate=ma.validate.Length(8, 200)
-    )
+    password = ma.fields.String(required=True, load_only=True, validate=ma.validate.Length(8, 200))
     full_name = ma.fields.String(required=True, validate=ma.validate.Length(1, 100))
     roles = ma.fields.List(
         ma.fields.Enum(Role, by_value=True), required=True, validate=ma.validate.Length(min=1)

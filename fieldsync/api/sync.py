@@ -26,8 +26,10 @@ def _policies_doc() -> str:
     for name, spec in sorted(all_entities().items()):
         if spec.fields:
             fields = ", ".join(f"{f}: {s.policy.value}" for f, s in spec.fields.items())
-            lines.append(f"- {name}: {fields}; server_owned: every other field; "
-                         "immutable_after_submit: all device-written fields")
+            lines.append(
+                f"- {name}: {fields}; server_owned: every other field; "
+                "immutable_after_submit: all device-written fields"
+            )
     lines.append(f"Policies: {', '.join(p.value for p in Policy)}.")
     return "\n".join(lines)
 
@@ -63,9 +65,13 @@ class MutationSchema(ma.Schema):
 
     device_seq = ma.fields.Integer(required=True, strict=True, validate=ma.validate.Range(min=1))
     mutation_id = ma.fields.Raw(metadata={"description": "uuid, chosen by the device"})
-    type = ma.fields.Raw(metadata={"description": "<entity>.upsert | <entity>.submit | <entity>.delete"})
+    type = ma.fields.Raw(
+        metadata={"description": "<entity>.upsert | <entity>.submit | <entity>.delete"}
+    )
     entity_id = ma.fields.Raw(metadata={"description": "uuid"})
-    base_version = ma.fields.Raw(metadata={"description": "record version the edit was based on (0: new)"})
+    base_version = ma.fields.Raw(
+        metadata={"description": "record version the edit was based on (0: new)"}
+    )
     device_time = ma.fields.Raw(metadata={"description": "RFC 3339"})
     hlc = ma.fields.Raw(metadata={"description": "hybrid logical clock, see fieldsync.sync.hlc"})
     set = ma.fields.Raw()
@@ -164,8 +170,14 @@ class Pull(MethodView):
     @blp.alt_response(400, description="sync.cursor_invalid")
     def get(self, query: dict[str, Any]) -> Any:
         """Changes in the device's scope since its cursor (no cursor: everything)."""
-        return pull.pull(db(), principal=principal(), cursor=query["cursor"],
-                         limit=query["limit"], now=utcnow(), config=config())
+        return pull.pull(
+            db(),
+            principal=principal(),
+            cursor=query["cursor"],
+            limit=query["limit"],
+            now=utcnow(),
+            config=config(),
+        )
 
 
 @blp.route("/sync/push")
@@ -181,8 +193,12 @@ class Push(MethodView):
         if len(body["mutations"]) > limit:
             raise DomainError("sync.too_many_mutations", limit=limit)
         return push.push(
-            db(), principal=principal(), device_id=body["device_id"],
-            mutations=body["mutations"], now=utcnow(), device_clock=_device_clock(),
+            db(),
+            principal=principal(),
+            device_id=body["device_id"],
+            mutations=body["mutations"],
+            now=utcnow(),
+            device_clock=_device_clock(),
             config=config(),
         )
 
@@ -228,8 +244,14 @@ class ConflictResolution(MethodView):
     @blp.response(200, ConflictSchema)
     def post(self, body: dict[str, Any], conflict_id: Any) -> Any:
         """Keep the record as it is, or take the set-aside value."""
-        return conflicts.resolve(db(), principal=principal(), conflict_id=conflict_id,
-                                 resolution=body["resolution"], note=body["note"], now=utcnow())
+        return conflicts.resolve(
+            db(),
+            principal=principal(),
+            conflict_id=conflict_id,
+            resolution=body["resolution"],
+            note=body["note"],
+            now=utcnow(),
+        )
 
 
 @blp.route("/quarantine")

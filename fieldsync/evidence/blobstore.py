@@ -323,6 +323,14 @@ def local_copy(
         Path(name).unlink(missing_ok=True)
 
 
+def verify_blob(store: BlobStore, sha256: str) -> bool:
+    """Whether the stored bytes still hash to their key (an audit of the archive, streaming)."""
+    hasher = StreamingHasher("sha256")
+    with contextlib.closing(store.open(sha256)) as f:
+        hasher.update_from(f)
+    return hasher.hexdigest() == sha256
+
+
 def blobstore_from_url(url: str | None, data_dir: Path | str) -> BlobStore:
     """The store a `FIELDSYNC_BLOBSTORE_URL` names.
 

@@ -8,6 +8,8 @@ import os
 import re
 import struct
 import tempfile
+import threading
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,7 +18,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
 import pillow_heif
-from PIL import Image, ImageCms, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageFile, UnidentifiedImageError
 
 from fieldsync.errors import DomainError
 
@@ -175,7 +177,8 @@ def inspect_image(
             raise _bomb(im.size, max_pixels) from exc
         except Exception as exc:  # any decoder failure on untrusted bytes means "corrupt"
             raise DomainError("evidence.corrupt_image", reason=str(exc)[:200]) from exc
-        return _facts(im, content_type, assume_utc_offset)
+        with _damaged_metadata_tolerated():
+            return _facts(im, content_type, assume_utc_offset)
 
 
 _MAX_TOP_LEVEL_BOXES = 10_000
@@ -266,6 +269,22 @@ def _facts(im: Image.Image, content_type: ContentType, assume_utc_offset: timede
 # --- Pillow guard rails -------------------------------------------------------------------
 
 
+_WARNINGS_LOCK = threading.Lock()
+
+
+@contextmanager
+def _damaged_metadata_tolerated() -> Iterator[None]:
+    """Let Pillow note damaged metadata (a UserWarning) and carry on, whatever the process's
+    warning filters say (pytest turns warnings into errors): a broken EXIF block is "no metadata".
+
+    `warnings.catch_warnings` is process-global and not thread-safe, so our uses take a lock, held
+    only while headers and metadata are parsed, never while pixels are decoded.
+    """
+    with _WARNINGS_LOCK, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"(PIL|pillow_heif)(\.|$)")
+        yield
+
+
 def _bomb(size: tuple[int, int] | None, max_pixels: int) -> DomainError:
     pixels = size[0] * size[1] if size else None
     return DomainError("evidence.decompression_bomb", pixels=pixels, limit=max_pixels)
@@ -278,13 +297,15 @@ def _open_image(path: Path, content_type: str, *, max_pixels: int) -> Iterator[I
     `max_pixels` is the limit, checked here on the declared size, before any pixel is decoded.
     Pillow's own global check inside `Image.open` is only ever raised to it, never lowered: so
     concurrent callers cannot weaken each other, and whatever Pillow would merely warn about
-    (a DecompressionBombWarning) is above our limit and refused here. Warning filters are left
-    alone on purpose: `warnings.catch_warnings` is process-global and not thread-safe.
+    (a DecompressionBombWarning) is above our limit and refused here, whatever the warning
+    filters say.
     """
     if Image.MAX_IMAGE_PIXELS is not None and max_pixels > Image.MAX_IMAGE_PIXELS:
         Image.MAX_IMAGE_PIXELS = max_pixels
     try:
-        im = Image.open(path, formats=_PILLOW_FORMATS[content_type])
+        with _damaged_metadata_tolerated():
+            im = Image.open(path, formats=_PILLOW_FORMATS[content_type])
+            _exif(im)  # parsed now, under the filter; Pillow keeps it on the image
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         # the warning arrives as an exception where filters say so (pytest's "error")
         raise _bomb(None, max_pixels) from exc
@@ -321,14 +342,34 @@ def _sub_ifd(exif: Image.Exif | dict[int, Any], tag: int) -> dict[int, Any]:
 
 
 def _orientation(im: Image.Image, exif: Image.Exif | dict[int, Any]) -> int:
+    """The orientation the camera recorded (libheif applies it and resets EXIF's to 1)."""
     value = im.info.get("original_orientation") if im.format == "HEIF" else None
-    if value is None:
-        value = exif.get(0x0112)
+    return _valid_orientation(value if value is not None else exif.get(0x0112))
+
+
+def _pending_orientation(im: Image.Image) -> int:
+    """The orientation still to apply to the decoded pixels: libheif has applied HEIF's already."""
+    return 1 if im.format == "HEIF" else _valid_orientation(_exif(im).get(0x0112))
+
+
+def _valid_orientation(value: Any) -> int:
     try:
         value = int(value)
     except (TypeError, ValueError):
         return 1
     return value if 1 <= value <= 8 else 1
+
+
+# EXIF orientation -> the transpose that makes the pixels upright (as ImageOps.exif_transpose)
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 
 _EXIF_DATETIME = re.compile(r"(\d{4})[:\-](\d{2})[:\-](\d{2})[ T](\d{2}):(\d{2}):(\d{2})")
@@ -482,6 +523,9 @@ def _derive(src: Path, dst: Path, *, max_side: int, quality: int, max_pixels: in
         raise DomainError("evidence.not_an_image")
     limit = max_pixels if max_pixels is not None else (Image.MAX_IMAGE_PIXELS or 2**62)
     with _open_image(src, content_type, max_pixels=limit) as im:
+        with _damaged_metadata_tolerated():
+            orientation = _pending_orientation(im)
+            icc = im.info.get("icc_profile")
         try:
             if im.format in ("JPEG", "MPO"):
                 # Let libjpeg decode at 1/2, 1/4 or 1/8 scale: never less than the target size.
@@ -489,9 +533,10 @@ def _derive(src: Path, dst: Path, *, max_side: int, quality: int, max_pixels: in
                 if scale < 1:
                     target = tuple(max(1, math.ceil(side * scale)) for side in im.size)
                     im.draft(None, target)
-            icc = im.info.get("icc_profile")
-            upright = ImageOps.exif_transpose(im)
-            upright.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+            # Shrink first, then turn upright: the bounding box is square, so the order does not
+            # change the result, and transposing the small image is cheaper.
+            im.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+            upright = im.transpose(_UPRIGHT[orientation]) if orientation in _UPRIGHT else im
             out = _to_plain_rgb(upright, icc)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise _bomb(im.size, limit) from exc

@@ -81,7 +81,9 @@ class InspectionFields(_Strict):
     party = ma.fields.Nested(Party, allow_none=True)
     findings = ma.fields.List(ma.fields.Nested(Finding), validate=ma.validate.Length(max=50))
     measures = ma.fields.List(ma.fields.Nested(Measure), validate=ma.validate.Length(max=100))
-    evidence = ma.fields.List(ma.fields.String(validate=SHA256), validate=ma.validate.Length(max=200))
+    evidence = ma.fields.List(
+        ma.fields.String(validate=SHA256), validate=ma.validate.Length(max=200)
+    )
     description = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=4000))
     task_order_id = WireUUID(allow_none=True)
 
@@ -93,7 +95,9 @@ class ReportFields(_Strict):
     location = ma.fields.Nested(Location, allow_none=True)
     address = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=500))
     description = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=4000))
-    evidence = ma.fields.List(ma.fields.String(validate=SHA256), validate=ma.validate.Length(max=200))
+    evidence = ma.fields.List(
+        ma.fields.String(validate=SHA256), validate=ma.validate.Length(max=200)
+    )
 
 
 def _jsonable(value: Any) -> Any:
@@ -182,10 +186,23 @@ def _create_inspection(ctx: ActionContext, entity_id: uuid.UUID) -> Inspection:
         raise DomainError("sync.not_permitted")
     p = ctx.principal
     return Inspection(
-        id=entity_id, street_id=p.street_id, created_by_id=p.person_id,
-        created_device_id=p.device.id, status="draft", version=0, present=[], findings=[], measures=[],
-        evidence=[], flags=[], decisions=[], evidence_missing=[], cases=[], field_clocks={},
-        created_at=ctx.now, updated_at=ctx.now,
+        id=entity_id,
+        street_id=p.street_id,
+        created_by_id=p.person_id,
+        created_device_id=p.device.id,
+        status="draft",
+        version=0,
+        present=[],
+        findings=[],
+        measures=[],
+        evidence=[],
+        flags=[],
+        decisions=[],
+        evidence_missing=[],
+        cases=[],
+        field_clocks={},
+        created_at=ctx.now,
+        updated_at=ctx.now,
     )
 
 
@@ -211,7 +228,9 @@ def _check_inspection(ctx: ActionContext, values: Mapping[str, Any]) -> None:
         ids = [uuid.UUID(p) for p in present]
         known_people = set(
             ctx.session.scalars(
-                select(Person.id).where(Person.id.in_(ids), Person.street_id == ctx.principal.street_id)
+                select(Person.id).where(
+                    Person.id.in_(ids), Person.street_id == ctx.principal.street_id
+                )
             )
         )
         for pid in ids:
@@ -244,9 +263,19 @@ def _create_report(ctx: ActionContext, entity_id: uuid.UUID) -> Report:
         raise DomainError("sync.not_permitted")
     p = ctx.principal
     return Report(
-        id=entity_id, street_id=p.street_id, created_by_id=p.person_id,
-        created_device_id=p.device.id, assignee_id=p.person_id, status="draft", version=0, evidence=[],
-        flags=[], evidence_missing=[], field_clocks={}, created_at=ctx.now, updated_at=ctx.now,
+        id=entity_id,
+        street_id=p.street_id,
+        created_by_id=p.person_id,
+        created_device_id=p.device.id,
+        assignee_id=p.person_id,
+        status="draft",
+        version=0,
+        evidence=[],
+        flags=[],
+        evidence_missing=[],
+        field_clocks={},
+        created_at=ctx.now,
+        updated_at=ctx.now,
     )
 
 

@@ -30,8 +30,14 @@ class DepartmentKind(enum.StrEnum):
 
 
 def _enum(cls: type[enum.Enum], name: str) -> Enum:
-    return Enum(cls, name=name, native_enum=False, values_callable=lambda e: [m.value for m in e],
-                validate_strings=True, length=32)
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        values_callable=lambda e: [m.value for m in e],
+        validate_strings=True,
+        length=32,
+    )
 
 
 class District(Base):
@@ -126,7 +132,9 @@ class Person(Synced, Base):
     full_name: Mapped[str] = mapped_column(String(100))
     street_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("streets.id"), index=True)
     team_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("teams.id"), index=True)
-    department_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("departments.id"), index=True)
+    department_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("departments.id"), index=True
+    )
     grid_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("grids.id"))
     # 队长 / 副队长 / 城管队长 …, free text shown on the roster
     title: Mapped[str | None] = mapped_column(String(100))

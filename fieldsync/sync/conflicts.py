@@ -17,8 +17,9 @@ from fieldsync.sync.models import Conflict, Event
 SUPERVISORS = (Role.REVIEWER, Role.CAPTAIN)
 
 
-def visible_conflicts(principal: Any, *, open_only: bool = False,
-                      entity_id: uuid.UUID | None = None) -> Select[tuple[Conflict]]:
+def visible_conflicts(
+    principal: Any, *, open_only: bool = False, entity_id: uuid.UUID | None = None
+) -> Select[tuple[Conflict]]:
     """A device sees its own user's conflicts; reviewers and the captain see the street's."""
     stmt = select(Conflict).where(Conflict.street_id == principal.street_id)
     if not principal.has(*SUPERVISORS):
@@ -38,8 +39,13 @@ def get_conflict(session: Session, *, principal: Any, conflict_id: uuid.UUID) ->
 
 
 def resolve(
-    session: Session, *, principal: Any, conflict_id: uuid.UUID, resolution: str,
-    note: str | None, now: datetime,
+    session: Session,
+    *,
+    principal: Any,
+    conflict_id: uuid.UUID,
+    resolution: str,
+    note: str | None,
+    now: datetime,
 ) -> Conflict:
     """`keep`: the record stays as it is. `take_lost`: the set-aside values replace the kept
     ones, as a new change that every device receives."""
@@ -50,7 +56,9 @@ def resolve(
         spec = registry.entity(conflict.entity)
         assert spec is not None
         model: Any = spec.model
-        record = session.scalar(select(model).where(model.id == conflict.entity_id).with_for_update())
+        record = session.scalar(
+            select(model).where(model.id == conflict.entity_id).with_for_update()
+        )
         if record is None or getattr(record, "deleted_at", None) is not None:
             raise DomainError("sync.record_deleted")
         if getattr(record, "sealed_at", None) is not None:
@@ -77,17 +85,32 @@ def resolve(
                 changes[name] = lost
         record.version += 1
         record.updated_at = now
-        session.add(Event(
-            entity=conflict.entity, entity_id=record.id, version=record.version,
-            action="conflict.resolve", person_id=principal.person_id,
-            device_id=principal.device.id, server_time=now,
-            changes={"conflict_id": str(conflict.id), **changes},
-        ))
+        session.add(
+            Event(
+                entity=conflict.entity,
+                entity_id=record.id,
+                version=record.version,
+                action="conflict.resolve",
+                person_id=principal.person_id,
+                device_id=principal.device.id,
+                server_time=now,
+                changes={"conflict_id": str(conflict.id), **changes},
+            )
+        )
         if spec.after_change:
             from fieldsync.sync.registry import ActionContext
 
-            spec.after_change(ActionContext(session=session, principal=principal, now=now,
-                                            device_time=None, hlc="", config=None), record)
+            spec.after_change(
+                ActionContext(
+                    session=session,
+                    principal=principal,
+                    now=now,
+                    device_time=None,
+                    hlc="",
+                    config=None,
+                ),
+                record,
+            )
     conflict.resolved_at = now
     conflict.resolved_by_id = principal.person_id
     conflict.resolution = resolution

@@ -27,6 +27,7 @@ _PENDING = "fieldsync.sync.pending"
 
 # --- recording: session hooks ---------------------------------------------------------------
 
+
 def _touch(session: Session, obj: Synced, *, deleted: bool = False) -> None:
     pending: dict[tuple[str, Any], tuple[Synced, bool]] = session.info.setdefault(_PENDING, {})
     key = (obj.__sync_entity__, obj.id)  # type: ignore[attr-defined]
@@ -132,7 +133,9 @@ def seal(session: Session) -> None:
             if audience in now_audiences or (op == "delete" and not is_deleted):
                 continue
             reason = "deleted" if is_deleted else "out_of_scope"
-            values.append(_row(entity, entity_id, audience, position, version, "delete", reason, now))
+            values.append(
+                _row(entity, entity_id, audience, position, version, "delete", reason, now)
+            )
     for chunk in _chunks(values, 1000):
         stmt = _upsert(session).values(chunk)
         stmt = stmt.on_conflict_do_update(
@@ -148,10 +151,26 @@ def seal(session: Session) -> None:
         session.execute(stmt)
 
 
-def _row(entity: str, entity_id: Any, audience: str, position: int, version: int, op: str,
-         reason: str | None, now: datetime) -> dict[str, Any]:
-    return {"entity": entity, "entity_id": entity_id, "audience": audience, "position": position,
-            "version": version, "op": op, "reason": reason, "changed_at": now}
+def _row(
+    entity: str,
+    entity_id: Any,
+    audience: str,
+    position: int,
+    version: int,
+    op: str,
+    reason: str | None,
+    now: datetime,
+) -> dict[str, Any]:
+    return {
+        "entity": entity,
+        "entity_id": entity_id,
+        "audience": audience,
+        "position": position,
+        "version": version,
+        "op": op,
+        "reason": reason,
+        "changed_at": now,
+    }
 
 
 def _ensure_counter(session: Session) -> None:
@@ -173,6 +192,7 @@ def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
 
 # --- cursors ---------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Cursor:
     """Where a device stands: a position per audience, and audiences it must evict."""
@@ -186,7 +206,8 @@ class Cursor:
 def encode_cursor(cursor: Cursor, *, secret: bytes) -> str:
     body = json.dumps(
         {"d": cursor.device_id, "p": cursor.positions, "e": cursor.evict, "t": cursor.issued_at},
-        separators=(",", ":"), sort_keys=True,
+        separators=(",", ":"),
+        sort_keys=True,
     ).encode()
     mac = hmac.new(secret, body, hashlib.sha256).digest()[:16]
     return base64.urlsafe_b64encode(body + mac).decode().rstrip("=")
@@ -213,6 +234,7 @@ def decode_cursor(text: str, *, secret: bytes, device_id: str) -> Cursor:
 
 
 # --- pulling ---------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Change:
@@ -303,8 +325,10 @@ def _collapse(rows: Sequence[FeedEntry], *, first_sync: set[str]) -> list[Change
         key = (row.entity, row.entity_id)
         change = Change(row.entity, row.entity_id, row.version, row.op, row.reason, row.position)
         current = by_record.get(key)
-        if current is None or (current.op == "delete" and change.op == "upsert") or (
-            current.op == change.op and change.position > current.position
+        if (
+            current is None
+            or (current.op == "delete" and change.op == "upsert")
+            or (current.op == change.op and change.position > current.position)
         ):
             by_record[key] = change
     return sorted(by_record.values(), key=lambda c: c.position)
@@ -343,8 +367,14 @@ def _evict_page(
         for row in rows:
             if (row.entity, row.entity_id) not in still_visible:
                 changes.append(
-                    Change(row.entity, row.entity_id, row.version, "delete", "out_of_scope",
-                           row.position)
+                    Change(
+                        row.entity,
+                        row.entity_id,
+                        row.version,
+                        "delete",
+                        "out_of_scope",
+                        row.position,
+                    )
                 )
         if len(rows) < limit:
             del evict[audience]

@@ -121,8 +121,13 @@ def merge(
         merged = (
             _union(base, items)
             if fs.policy is Policy.UNION
-            else _union_by_id(name, FieldState(base, current.version, current.hlc), items,
-                              hlc=hlc, concurrent=current.version > base_version)[0]
+            else _union_by_id(
+                name,
+                FieldState(base, current.version, current.hlc),
+                items,
+                hlc=hlc,
+                concurrent=current.version > base_version,
+            )[0]
         )
         if submitted and fs.immutable_after_submit:
             if merged != current.value:

@@ -108,8 +108,9 @@ class Event(Base):
 
     __tablename__ = "events"
     __table_args__ = (Index("ix_events_entity", "entity", "entity_id", "id"),)
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
-                                    autoincrement=True)
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
     entity: Mapped[str] = mapped_column(String(32))
     entity_id: Mapped[uuid.UUID]
     version: Mapped[int | None] = mapped_column(Integer)

@@ -26,7 +26,12 @@ def audiences_of(principal: Any) -> list[str]:
 
 
 def pull(
-    session: Session, *, principal: Any, cursor: str | None, limit: int, now: datetime,
+    session: Session,
+    *,
+    principal: Any,
+    cursor: str | None,
+    limit: int,
+    now: datetime,
     config: Any,
 ) -> dict[str, Any]:
     if not 1 <= limit <= config.sync_page_max:
@@ -35,8 +40,13 @@ def pull(
     secret = config.secret()
     decoded = decode_cursor(cursor, secret=secret, device_id=device_id) if cursor else None
     page = read_page(
-        session, device_id=device_id, audiences=audiences_of(principal), cursor=decoded,
-        limit=limit, now=now, retention=timedelta(days=config.sync_retention_days),
+        session,
+        device_id=device_id,
+        audiences=audiences_of(principal),
+        cursor=decoded,
+        limit=limit,
+        now=now,
+        retention=timedelta(days=config.sync_retention_days),
     )
     wanted: dict[str, list[Any]] = defaultdict(list)
     for change in page.changes:
@@ -48,7 +58,9 @@ def pull(
         assert spec is not None, name
         model: Any = spec.model
         for start in range(0, len(ids), 500):
-            for record in session.scalars(select(model).where(model.id.in_(ids[start:start + 500]))):
+            for record in session.scalars(
+                select(model).where(model.id.in_(ids[start : start + 500]))
+            ):
                 loaded[(name, record.id)] = record
     changes = []
     for change in page.changes:
@@ -60,8 +72,7 @@ def pull(
             assert spec is not None
             item.update(version=record.version, op="upsert", data=spec.serialize(record))
         else:
-            item.update(version=change.version, op="delete",
-                        reason=change.reason or "deleted")
+            item.update(version=change.version, op="delete", reason=change.reason or "deleted")
         changes.append(item)
     return {
         "protocol": 1,

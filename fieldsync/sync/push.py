@@ -68,8 +68,13 @@ def push(
         result, record_row, record = _apply_one(session, ctx_base, m, records)
         applied_results[seq] = result
         conflict = record_row.pop("conflict", None)
-        record_row.update(device_id=device.id, person_id=principal.person_id,
-                          street_id=principal.street_id, device_seq=seq, received_at=now)
+        record_row.update(
+            device_id=device.id,
+            person_id=principal.person_id,
+            street_id=principal.street_id,
+            device_seq=seq,
+            received_at=now,
+        )
         session.add(MutationRecord(**record_row))
         if conflict is not None:
             session.flush()  # the conflict names its mutation: the log row goes first
@@ -117,8 +122,9 @@ def _lock_device_state(session: Session, device_id: uuid.UUID) -> DeviceSyncStat
     return state
 
 
-def _skew_ms(fresh: Sequence[Mapping[str, Any]], *, device_clock: datetime | None,
-             now: datetime) -> int | None:
+def _skew_ms(
+    fresh: Sequence[Mapping[str, Any]], *, device_clock: datetime | None, now: datetime
+) -> int | None:
     """Device clock minus server clock: from the request's Date header when the device sends
     one; otherwise a device time in the future is the best evidence there is."""
     if device_clock is not None:
@@ -142,7 +148,9 @@ def _flag_skew(record: Any, skew_ms: int) -> None:
     record.flags = flags
 
 
-def _prefetch(session: Session, fresh: Sequence[Mapping[str, Any]]) -> dict[tuple[str, uuid.UUID], Any]:
+def _prefetch(
+    session: Session, fresh: Sequence[Mapping[str, Any]]
+) -> dict[tuple[str, uuid.UUID], Any]:
     """Load (and on PostgreSQL lock, in a stable order) every record the push touches."""
     wanted: dict[str, set[uuid.UUID]] = {}
     for m in fresh:
@@ -172,7 +180,9 @@ def _prefetch(session: Session, fresh: Sequence[Mapping[str, Any]]) -> dict[tupl
 
 def _parse_time(value: Any) -> datetime:
     if not isinstance(value, str):
-        raise DomainError("sync.invalid_mutation", errors={"device_time": ["RFC 3339 time required"]})
+        raise DomainError(
+            "sync.invalid_mutation", errors={"device_time": ["RFC 3339 time required"]}
+        )
     try:
         return as_utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
     except ValueError:
@@ -182,7 +192,9 @@ def _parse_time(value: Any) -> datetime:
 
 
 def _apply_one(
-    session: Session, ctx_base: dict[str, Any], m: Mapping[str, Any],
+    session: Session,
+    ctx_base: dict[str, Any],
+    m: Mapping[str, Any],
     records: dict[tuple[str, uuid.UUID], Any],
 ) -> tuple[dict[str, Any], dict[str, Any], Any]:
     seq = int(m["device_seq"])
@@ -190,8 +202,13 @@ def _apply_one(
     mtype = str(m.get("type", ""))
     entity_id = _uuid_or_none(m.get("entity_id"))
     row: dict[str, Any] = {
-        "id": mutation_id, "type": mtype[:64], "payload": dict(m), "hlc": None,
-        "device_time": None, "entity": None, "entity_id": entity_id,
+        "id": mutation_id,
+        "type": mtype[:64],
+        "payload": dict(m),
+        "hlc": None,
+        "device_time": None,
+        "entity": None,
+        "entity_id": entity_id,
     }
     try:
         if session.get(MutationRecord, mutation_id) is not None:
@@ -222,8 +239,12 @@ def _apply_one(
         records[(etype, entity_id)] = record
         records[("#type", entity_id)] = etype
         result: dict[str, Any] = {
-            "device_seq": seq, "status": merge_result, "entity": etype, "id": str(record.id),
-            "version": record.version, "data": spec.serialize(record),
+            "device_seq": seq,
+            "status": merge_result,
+            "entity": etype,
+            "id": str(record.id),
+            "version": record.version,
+            "data": spec.serialize(record),
         }
         if conflict is not None:
             result["conflict_id"] = str(conflict.id)
@@ -235,15 +256,23 @@ def _apply_one(
         return result, row, record
     except DomainError as error:
         result = {
-            "device_seq": seq, "status": "rejected", "code": error.code,
-            "message": error.message("en"), "message_zh": error.message("zh"),
+            "device_seq": seq,
+            "status": "rejected",
+            "code": error.code,
+            "message": error.message("en"),
+            "message_zh": error.message("zh"),
         }
         if error.errors is not None:
             result["errors"] = error.errors
         if row["entity"] is not None and entity_id is not None:
             result.update(entity=row["entity"], id=str(entity_id))
-        row.update(status="rejected", code=error.code, message_en=result["message"],
-                   message_zh=result["message_zh"], result=result)
+        row.update(
+            status="rejected",
+            code=error.code,
+            message_en=result["message"],
+            message_zh=result["message_zh"],
+            result=result,
+        )
         return result, row, None
 
 
@@ -255,8 +284,13 @@ def _uuid_or_none(value: Any) -> uuid.UUID | None:
 
 
 def _apply_action(
-    ctx: ActionContext, spec: SyncedEntity, action: str, entity_id: uuid.UUID, record: Any,
-    m: Mapping[str, Any], base_version: int,
+    ctx: ActionContext,
+    spec: SyncedEntity,
+    action: str,
+    entity_id: uuid.UUID,
+    record: Any,
+    m: Mapping[str, Any],
+    base_version: int,
 ) -> tuple[Any, str, Conflict | None]:
     session = ctx.session
     if record is not None:
@@ -294,8 +328,12 @@ def _apply_action(
 
 
 def _upsert(
-    ctx: ActionContext, spec: SyncedEntity, entity_id: uuid.UUID, record: Any,
-    m: Mapping[str, Any], base_version: int,
+    ctx: ActionContext,
+    spec: SyncedEntity,
+    entity_id: uuid.UUID,
+    record: Any,
+    m: Mapping[str, Any],
+    base_version: int,
 ) -> tuple[Any, str, Conflict | None]:
     created = record is None
     if created:
@@ -311,8 +349,14 @@ def _upsert(
     }
     try:
         result = merge(
-            spec.fields, state, base_version=base_version, hlc=ctx.hlc, set_=set_, add=add,
-            remove=remove, submitted=spec.is_submitted(record),
+            spec.fields,
+            state,
+            base_version=base_version,
+            hlc=ctx.hlc,
+            set_=set_,
+            add=add,
+            remove=remove,
+            submitted=spec.is_submitted(record),
         )
     except MergeRefused as refused:
         raise DomainError(refused.code, **refused.params) from None
@@ -327,11 +371,17 @@ def _upsert(
     conflict = None
     if result.lost:
         conflict = Conflict(
-            id=uuid.uuid4(), street_id=record.street_id, entity=spec.name, entity_id=record.id,
+            id=uuid.uuid4(),
+            street_id=record.street_id,
+            entity=spec.name,
+            entity_id=record.id,
             fields=sorted({lv.field for lv in result.lost}),
-            values={lv.field: {"kept": lv.kept, "lost": lv.lost, "lost_side": lv.lost_side}
-                    for lv in result.lost},
-            device_id=ctx.principal.device.id, person_id=ctx.principal.person_id,
+            values={
+                lv.field: {"kept": lv.kept, "lost": lv.lost, "lost_side": lv.lost_side}
+                for lv in result.lost
+            },
+            device_id=ctx.principal.device.id,
+            person_id=ctx.principal.person_id,
             record_version=new_version if (result.changed or created) else record.version,
             created_at=ctx.now,
         )
@@ -354,7 +404,9 @@ def _lost_summary(lost: Sequence[Any]) -> dict[str, Any]:
 def _validated(spec: SyncedEntity, m: Mapping[str, Any]) -> tuple[dict, dict, dict]:
     set_, add, remove = m.get("set") or {}, m.get("add") or {}, m.get("remove") or {}
     if not all(isinstance(x, dict) for x in (set_, add, remove)):
-        raise DomainError("sync.invalid_mutation", errors={"set": ["set, add and remove are objects"]})
+        raise DomainError(
+            "sync.invalid_mutation", errors={"set": ["set, add and remove are objects"]}
+        )
     assert spec.schema is not None
     schema = spec.schema()
     errors: dict[str, Any] = {}
@@ -372,7 +424,11 @@ def _validated(spec: SyncedEntity, m: Mapping[str, Any]) -> tuple[dict, dict, di
         raise DomainError("sync.invalid_mutation", errors=errors)
     from fieldsync.inspections.entities import _jsonable
 
-    return _jsonable(out[0]), _jsonable(out[1]), {k: [str(v) for v in vs] for k, vs in remove.items()}
+    return (
+        _jsonable(out[0]),
+        _jsonable(out[1]),
+        {k: [str(v) for v in vs] for k, vs in remove.items()},
+    )
 
 
 def _wire(record: Any, name: str) -> Any:
@@ -406,10 +462,16 @@ def _bump(ctx: ActionContext, record: Any, changes: dict[str, Any], m: Mapping[s
 def _event(ctx: ActionContext, record: Any, changes: dict[str, Any], m: Mapping[str, Any]) -> None:
     ctx.session.add(
         Event(
-            entity=type(record).__sync_entity__, entity_id=record.id, version=record.version,
-            action=str(m.get("type")), person_id=ctx.principal.person_id,
-            device_id=ctx.principal.device.id, device_time=ctx.device_time, hlc=ctx.hlc,
-            server_time=ctx.now, changes=changes,
+            entity=type(record).__sync_entity__,
+            entity_id=record.id,
+            version=record.version,
+            action=str(m.get("type")),
+            person_id=ctx.principal.person_id,
+            device_id=ctx.principal.device.id,
+            device_time=ctx.device_time,
+            hlc=ctx.hlc,
+            server_time=ctx.now,
+            changes=changes,
         )
     )
 
@@ -421,4 +483,3 @@ def quarantine(session: Session, *, street_id: uuid.UUID, device_id: uuid.UUID |
     if device_id is not None:
         stmt = stmt.where(MutationRecord.device_id == device_id)
     return stmt.order_by(MutationRecord.received_at.desc(), MutationRecord.device_seq.desc())
-

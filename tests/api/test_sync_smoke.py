@@ -28,11 +28,19 @@ class Device:
         body = []
         for m in mutations:
             self.seq += 1
-            body.append({"device_seq": self.seq, "mutation_id": str(uuid.uuid4()),
-                         "device_time": "2026-11-25T08:00:00Z", **m})
-        resp = self.api.client.post("/api/v1/sync/push", headers=self.headers(),
-                                    json={"protocol": 1, "device_id": self.device_id,
-                                          "mutations": body})
+            body.append(
+                {
+                    "device_seq": self.seq,
+                    "mutation_id": str(uuid.uuid4()),
+                    "device_time": "2026-11-25T08:00:00Z",
+                    **m,
+                }
+            )
+        resp = self.api.client.post(
+            "/api/v1/sync/push",
+            headers=self.headers(),
+            json={"protocol": 1, "device_id": self.device_id, "mutations": body},
+        )
         return resp
 
     def pull_all(self) -> list[dict[str, Any]]:
@@ -65,18 +73,38 @@ def test_push_conflict_and_replay(api: Any, demo: Any) -> None:
     a = Device(api, "cg_wang")
     b = Device(api, "cg_liu")
     iid = str(uuid.uuid4())
-    resp = a.push({"type": "inspection.upsert", "entity_id": iid, "base_version": 0,
-                   "hlc": _hlc(1000, "a"), "set": {"matter_code": "CG-001",
-                                                   "description": "first"}})
+    resp = a.push(
+        {
+            "type": "inspection.upsert",
+            "entity_id": iid,
+            "base_version": 0,
+            "hlc": _hlc(1000, "a"),
+            "set": {"matter_code": "CG-001", "description": "first"},
+        }
+    )
     assert resp.status_code == 200, resp.get_json()
     r = resp.get_json()["results"][0]
     assert r["status"] == "applied" and r["version"] == 1
     b.pull_all()
-    ra = a.push({"type": "inspection.upsert", "entity_id": iid, "base_version": 1,
-                 "hlc": _hlc(2000, "a"), "set": {"description": "from a"}}).get_json()
+    ra = a.push(
+        {
+            "type": "inspection.upsert",
+            "entity_id": iid,
+            "base_version": 1,
+            "hlc": _hlc(2000, "a"),
+            "set": {"description": "from a"},
+        }
+    ).get_json()
     assert ra["results"][0]["status"] == "applied"
-    rb = b.push({"type": "inspection.upsert", "entity_id": iid, "base_version": 1,
-                 "hlc": _hlc(1500, "b"), "set": {"description": "from b", "address": "东华门大街"}})
+    rb = b.push(
+        {
+            "type": "inspection.upsert",
+            "entity_id": iid,
+            "base_version": 1,
+            "hlc": _hlc(1500, "b"),
+            "set": {"description": "from b", "address": "东华门大街"},
+        }
+    )
     res = rb.get_json()["results"][0]
     assert res["status"] == "conflict", res
     assert res["data"]["description"] == "from a"  # later HLC wins
@@ -84,7 +112,13 @@ def test_push_conflict_and_replay(api: Any, demo: Any) -> None:
     conflict = api.client.get(f"/api/v1/conflicts/{res['conflict_id']}", headers=b.headers())
     assert conflict.get_json()["values"]["description"]["lost"] == "from b"
     # replay of b's push: same result, nothing changes
-    again = api.client.post("/api/v1/sync/push", headers=b.headers(), json={
-        "protocol": 1, "device_id": b.device_id,
-        "mutations": [{"device_seq": 1, "type": "inspection.upsert", "entity_id": iid}]})
+    again = api.client.post(
+        "/api/v1/sync/push",
+        headers=b.headers(),
+        json={
+            "protocol": 1,
+            "device_id": b.device_id,
+            "mutations": [{"device_seq": 1, "type": "inspection.upsert", "entity_id": iid}],
+        },
+    )
     assert again.get_json()["results"][0] == {**res}

@@ -25,6 +25,7 @@ from fieldsync.evidence.blobstore import (
     S3BlobStore,
     blobstore_from_url,
     local_copy,
+    verify_blob,
 )
 
 MB = 1 << 20
@@ -111,6 +112,7 @@ def read_all(store: BlobStore, key: str) -> bytes:
 
 
 def test_round_trip_put_stream(store: BlobStore):
+    assert isinstance(store, BlobStore)
     data = b"\xff\xd8\xff evidence bytes \x00\x01" * 1000
     key = sha(data)
     assert not store.exists(key)
@@ -118,6 +120,7 @@ def test_round_trip_put_stream(store: BlobStore):
     assert store.exists(key)
     assert store.size(key) == len(data)
     assert read_all(store, key) == data
+    assert verify_blob(store, key)
     assert key in store.path_hint(key)
 
 
@@ -286,6 +289,18 @@ def test_filesystem_layout_and_read_only_blobs(tmp_path: Path):
     assert store.path_hint(key) == str(path)
     assert path.stat().st_mode & 0o222 == 0, "evidence files are read-only"
     assert store.local_path(sha(b"other")) is None
+
+
+def test_verify_blob_notices_bit_rot(tmp_path: Path):
+    store = FilesystemBlobStore(tmp_path / "blobs")
+    data = b"archived evidence"
+    key = sha(data)
+    store.put_stream(key, io.BytesIO(data))
+    path = store.local_path(key)
+    assert path is not None and verify_blob(store, key)
+    path.chmod(0o644)
+    path.write_bytes(b"archived evidencE")
+    assert not verify_blob(store, key)
 
 
 def test_filesystem_failure_while_reading_leaves_no_temporary_file(tmp_path: Path):

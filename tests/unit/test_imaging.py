@@ -9,6 +9,7 @@ import struct
 import tracemalloc
 import warnings
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -388,6 +389,18 @@ def test_unusable_capture_time_is_none(tmp_path, value):
     assert facts.taken_at is None and facts.taken_at_utc is None and facts.taken_at_local is None
 
 
+def test_concurrent_inspection_leaves_warning_filters_alone(tmp_path):
+    garbled = tmp_path / "garbled.jpg"
+    Image.new("RGB", (32, 32)).save(garbled, "JPEG", exif=b"Exif\x00\x00II*\x00\xff\xff\xff\x7f")
+    paths = [garbled, *sorted(p for p in PHOTOS.iterdir() if p.suffix == ".jpg")] * 4
+    expected = {path: inspect(path) for path in paths}
+    filters_before = list(warnings.filters)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(inspect, paths))
+    assert results == [expected[path] for path in paths]
+    assert warnings.filters == filters_before
+
+
 def test_garbled_exif_block_is_no_metadata(tmp_path):
     path = tmp_path / "garbled.jpg"
     Image.new("RGB", (32, 32)).save(
@@ -555,7 +568,7 @@ def test_decompression_bomb_warning_is_an_error_whatever_the_filters(tmp_path, m
     # Between Pillow's warning and error thresholds Pillow only warns: we refuse all the same.
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 89_478_485)
     path = _png_bomb(tmp_path / "bomb.png", 10_000, 10_000)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(record=True):
         warnings.simplefilter(action, Image.DecompressionBombWarning)
         refused(path, "evidence.decompression_bomb")
         with pytest.raises(DomainError, match="evidence.decompression_bomb"):

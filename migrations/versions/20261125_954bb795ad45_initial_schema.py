@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 231a9ef92d14
+Revision ID: 954bb795ad45
 Revises:
-Create Date: 2026-11-25 20:50:52.084650
+Create Date: 2026-11-25 20:51:42.118226
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 import fieldsync.db
 
-revision: str = "231a9ef92d14"
+revision: str = "954bb795ad45"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
