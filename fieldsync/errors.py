@@ -32,7 +32,7 @@ def _p(code: str, status: int, en: str, zh: str) -> None:
 class DomainError(Exception):
     """A rejection the caller can act on. Raised by services and rules; mapped to HTTP in one place."""
 
-    def __init__(self, code: str, *, errors: Any = None, **params: Any) -> None:
+    def __init__(self, code: str, /, *, errors: Any = None, **params: Any) -> None:
         if code not in CATALOGUE:
             raise KeyError(f"unknown problem code {code!r}: add it to fieldsync.errors")
         super().__init__(code)
@@ -52,7 +52,7 @@ class DomainError(Exception):
         return self.problem.message(lang, self.params)
 
 
-def flag(code: str, **params: Any) -> dict[str, Any]:
+def flag(code: str, /, **params: Any) -> dict[str, Any]:
     """A flag on a record (a finding the server made, not a rejection), in both languages."""
     problem = CATALOGUE[code]
     return {
@@ -382,4 +382,57 @@ _p(
     422,
     "A report needs a description or a photo before it is submitted.",
     "上报事件提交前须填写描述或附上照片。",
+)
+
+# --- cases and review -------------------------------------------------------------------------
+# flags the rule check puts on an inspection (status 200: a mark, never a rejection)
+_p(
+    "inspection.measure_not_allowed",
+    200,
+    "A measure is beyond what the tier allows; it is kept and flagged for the captain.",
+    "措施超出了该程序允许的范围；已保留并标记，待队长审核。",
+)
+_p(
+    "inspection.measure_unknown_finding",
+    200,
+    "A measure names a finding that is not in the inspection.",
+    "措施关联的问题不在本次检查中。",
+)
+_p(
+    "inspection.penalty_over_onsite_limit",
+    200,
+    "An on-the-spot fine is over the legal limit; it is kept and flagged for the captain.",
+    "当场罚款超过法定上限；已保留并标记，待队长审核。",
+)
+_p(
+    "inspection.tier_claim_mismatch",
+    200,
+    "The device claimed tier {claimed}; with the server's roster the tier is {tier}.",
+    "设备判定的程序为 {claimed}，按服务器名册判定为 {tier}。",
+)
+_p("inspection.not_found", 404, "No such inspection: {id}.", "未找到该检查记录：{id}。")
+_p(
+    "inspection.review_not_pending",
+    409,
+    "The inspection is not awaiting the captain's review.",
+    "该检查记录不在待队长审核状态。",
+)
+_p("case.not_found", 404, "No such case: {id}.", "未找到该案件：{id}。")
+_p(
+    "case.referral_not_handled_here",
+    409,
+    "A referral is whistled to the listed unit {department}: it is not filed by the team.",
+    "该问题已吹哨移交挂牌单位 {department}，不由本执法队立案处置。",
+)
+_p(
+    "case.number_taken",
+    409,
+    "Case number {number} is already used in this street.",
+    "案件编号 {number} 在本街道已被使用。",
+)
+_p(
+    "evidence.archived",
+    409,
+    "The evidence belongs to an archived case: it never changes again.",
+    "该证据属于已归档案件，不得再作任何更改。",
 )

@@ -1,5 +1,7 @@
 """Every table of fieldsync, imported in one place so the metadata is complete (Alembic, tests)."""
 
+from fieldsync.cases import guard  # noqa: F401  (archive immutability on every flush)
+from fieldsync.cases.models import Case, CaseNumberCounter, CaseOfficer
 from fieldsync.evidence.models import CustodyEvent, Evidence
 from fieldsync.identity.models import Device
 from fieldsync.inspections.models import Inspection, Report
@@ -15,7 +17,6 @@ from fieldsync.org.models import (
     Street,
     Team,
 )
-
 from fieldsync.sync.models import (
     Conflict,
     DeviceSyncState,
@@ -26,6 +27,9 @@ from fieldsync.sync.models import (
 )
 
 __all__ = [
+    "Case",
+    "CaseNumberCounter",
+    "CaseOfficer",
     "Conflict",
     "CustodyEvent",
     "DeviceSyncState",

@@ -109,9 +109,9 @@ def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
 
 
 def _register_blueprints(api: Api) -> None:
-    from fieldsync.api import health, identity, org, sync
+    from fieldsync.api import cases, health, identity, inspections, org, rules, sync
 
-    for module in (health, identity, org, sync):
+    for module in (health, identity, org, sync, inspections, cases, rules):
         api.register_blueprint(module.blp, url_prefix="/api/v1")
 
 

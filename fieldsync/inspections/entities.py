@@ -53,7 +53,12 @@ class Finding(_Strict):
 
 class Measure(_Strict):
     id = ma.fields.UUID(required=True)
-    type = ma.fields.String(required=True, validate=ma.validate.OneOf(MEASURE_TYPES))
+    # an unknown type gets its own code (measure.unknown_type) from validate_measure
+    type = ma.fields.String(
+        required=True,
+        validate=ma.validate.Length(1, 32),
+        metadata={"description": " | ".join(MEASURE_TYPES)},
+    )
     finding_id = ma.fields.UUID(load_default=None)
     details = ma.fields.Dict(keys=ma.fields.String(), load_default=dict)
 
@@ -86,6 +91,10 @@ class InspectionFields(_Strict):
     )
     description = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=4000))
     task_order_id = WireUUID(allow_none=True)
+    claimed_tier = ma.fields.String(
+        allow_none=True,
+        validate=ma.validate.OneOf(["enforcement", "inspection", "investigation", "referral"]),
+    )
 
 
 class ReportFields(_Strict):
@@ -166,6 +175,7 @@ INSPECTION_FIELDS: dict[str, FieldSpec] = {
     "evidence": UNION,
     "description": LWW,
     "task_order_id": LWW,
+    "claimed_tier": LWW,
 }
 REPORT_FIELDS: dict[str, FieldSpec] = {
     "category": LWW,
@@ -251,11 +261,26 @@ def _validate_measure(measure: Mapping[str, Any]) -> None:
 
 def _submit_inspection(ctx: ActionContext, record: Inspection, mutation: Mapping[str, Any]) -> None:
     if record.status != "draft":
-        return  # submitting twice changes nothing: a replayed or repeated submit never diverts twice
+        # submitting twice changes nothing: a replayed or repeated submit never diverts twice
+        return
     if not record.matter_code and not record.findings:
         raise DomainError("inspection.incomplete")
+    from fieldsync.cases.service import divert
+    from fieldsync.inspections.rule_check import check
+
+    check(ctx.session, record)
     record.status = "submitted"
     record.submitted_at = ctx.now
+    # back at the team (归队): each finding to the unit owning its matter (DOMAIN.md §5)
+    divert(
+        ctx.session,
+        inspection=record,
+        now=ctx.now,
+        person_id=ctx.principal.person_id,
+        device_id=ctx.principal.device.id,
+        device_time=ctx.device_time,
+        hlc=ctx.hlc,
+    )
 
 
 def _create_report(ctx: ActionContext, entity_id: uuid.UUID) -> Report:
@@ -310,6 +335,15 @@ def _after_change(ctx: ActionContext, record: Inspection | Report) -> None:
     record.evidence_missing = missing(ctx.session, record.evidence or [])
 
 
+def _after_inspection_change(ctx: ActionContext, record: Inspection) -> None:
+    from fieldsync.inspections.rule_check import check
+
+    # no autoflush: a flush here would bump the version a second time for one mutation
+    with ctx.session.no_autoflush:
+        _after_change(ctx, record)
+        check(ctx.session, record)
+
+
 register(
     SyncedEntity(
         name="inspection",
@@ -321,7 +355,7 @@ register(
         authorize=_authorize_inspection,
         check=_check_inspection,
         actions={"submit": _submit_inspection},
-        after_change=_after_change,
+        after_change=_after_inspection_change,
         is_submitted=lambda r: r.status != "draft",
         evidence_of=lambda r: list(r.evidence or []),
     )

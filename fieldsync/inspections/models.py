@@ -45,6 +45,8 @@ class Inspection(FieldClocks, Synced, Base):
     evidence: Mapped[list[Any]] = mapped_column(default=list)
     description: Mapped[str | None] = mapped_column(Text)
     task_order_id: Mapped[uuid.UUID | None]
+    # the tier the phone decided offline; a disagreement with the server's is flagged
+    claimed_tier: Mapped[str | None] = mapped_column(String(16))
     # server-written
     status: Mapped[str] = mapped_column(String(16), default="draft", index=True)
     tier: Mapped[str | None] = mapped_column(String(16))

@@ -163,13 +163,10 @@ def _onsite_penalty(details: Mapping[str, Any], errors: Errors) -> str | None:
     elif amount != amount.quantize(Decimal("0.01")):
         _add(errors, "details.amount", "At most two decimal places (fen).")
         amount = None
-    party_kind = details.get("party_kind")
-    if party_kind not in ONSITE_PENALTY_LIMIT_YUAN:
+    if details.get("party_kind") not in ONSITE_PENALTY_LIMIT_YUAN:
         _add(errors, "details.party_kind", "Required: 'individual' or 'organisation'.")
-    elif amount is not None and amount > ONSITE_PENALTY_LIMIT_YUAN[party_kind]:
-        limit = ONSITE_PENALTY_LIMIT_YUAN[party_kind]
-        _add(errors, "details.amount", f"An on-the-spot fine for this party is at most {limit}.")
-        specific = "measure.penalty_over_onsite_limit"
+    # An amount over the on-the-spot limit is not a shape error: the fine was imposed in the
+    # field and is kept; the rule check flags it (penalties_over_limit) for the captain.
     if not _text(errors, details, "legal_basis"):
         # The legal basis outranks the limit: without it there is no penalty at all.
         specific = "measure.penalty_legal_basis_required"
@@ -215,16 +212,6 @@ def validate_measure(measure: Mapping[str, Any]) -> None:
         raise DomainError("measure.invalid_details", errors={"details": ["Must be an object."]})
     _unknown_keys(errors, details, DETAIL_FIELDS[measure_type], "details")
     specific = _VALIDATORS[measure_type](details, errors)
-    if specific == "measure.penalty_over_onsite_limit":
-        party_kind = details["party_kind"]
-        raise DomainError(
-            specific,
-            errors=errors,
-            amount=str(details["amount"]),
-            limit=str(ONSITE_PENALTY_LIMIT_YUAN[party_kind]),
-            party_kind=party_kind,
-            party_kind_zh=PARTY_KIND_ZH[party_kind],
-        )
     if specific:
         raise DomainError(specific, errors=errors)
     if errors:
@@ -238,6 +225,13 @@ FLAG_TEXT: dict[str, tuple[str, str]] = {
         "Measure {measure_id} ({type}) is beyond what {scope} allows; it is kept and flagged "
         "for the captain.",
         "措施 {measure_id}（{type_zh}）超出了{scope_zh}允许的范围；已保留并标记，待队长审核。",
+    ),
+    "inspection.penalty_over_onsite_limit": (
+        "Measure {measure_id}: an on-the-spot fine of {amount} yuan for a party of kind "
+        "{party_kind} is over the limit of {limit} yuan (行政处罚法 第五十一条); it is kept and "
+        "flagged for the captain.",
+        "措施 {measure_id}：对{party_kind_zh}当场处以罚款 {amount} 元，超过 {limit} 元的上限"
+        "（行政处罚法第五十一条）；已保留并标记，待队长审核。",
     ),
     "inspection.measure_unknown_finding": (
         "Measure {measure_id} names finding {finding_id}, which is not in the inspection.",
@@ -343,6 +337,33 @@ def measures_beyond(
                     type_zh=type_zh,
                     scope=scope,
                     scope_zh=scope_zh,
+                )
+            )
+    return flags
+
+
+def penalties_over_limit(measures: Iterable[Mapping[str, Any]]) -> list[Flag]:
+    """Flags for on-the-spot fines above the legal limit (DOMAIN.md §4: kept, never dropped)."""
+    flags: list[Flag] = []
+    for measure in measures:
+        details = measure.get("details")
+        if measure.get("type") != MeasureType.ONSITE_PENALTY or not isinstance(details, Mapping):
+            continue
+        amount = _positive_decimal(details.get("amount"))
+        party_kind = details.get("party_kind")
+        if amount is None or party_kind not in ONSITE_PENALTY_LIMIT_YUAN:
+            continue
+        limit = ONSITE_PENALTY_LIMIT_YUAN[party_kind]
+        if amount > limit:
+            flags.append(
+                _flag(
+                    "inspection.penalty_over_onsite_limit",
+                    measure.get("id"),
+                    measure.get("finding_id"),
+                    amount=str(details["amount"]),
+                    limit=str(limit),
+                    party_kind=party_kind,
+                    party_kind_zh=PARTY_KIND_ZH[party_kind],
                 )
             )
     return flags

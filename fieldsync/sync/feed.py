@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import event, insert, select, update
+from sqlalchemy import event, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from fieldsync.clock import utcnow
-from fieldsync.db import Base, Synced
+from fieldsync.db import Synced
 from fieldsync.errors import DomainError
 from fieldsync.sync.models import FeedCounter, FeedEntry
 

@@ -32,6 +32,12 @@ class FieldState:
     value: Any
     version: int  # record version at which the field last changed
     hlc: str  # clock of that write ("" for a server write)
+    writer: str = ""  # device that wrote it ("" for a server write)
+
+    def concurrent_with(self, base_version: int, writer: str) -> bool:
+        """Changed since the mutation's base by someone else? A device's own earlier writes
+        are never concurrent with its later ones: its mutations are applied in its order."""
+        return self.version > base_version and self.writer != writer
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,7 @@ def merge(
     *,
     base_version: int,
     hlc: str,
+    writer: str,
     set_: Mapping[str, Any],
     add: Mapping[str, list[Any]],
     remove: Mapping[str, list[Any]],
@@ -86,7 +93,7 @@ def merge(
     for name, value in set_.items():
         fs = spec[name]
         current = state[name]
-        concurrent = current.version > base_version
+        concurrent = current.concurrent_with(base_version, writer)
         result.concurrent |= concurrent
         if submitted and fs.immutable_after_submit:
             if value != current.value:
@@ -123,10 +130,10 @@ def merge(
             if fs.policy is Policy.UNION
             else _union_by_id(
                 name,
-                FieldState(base, current.version, current.hlc),
+                FieldState(base, current.version, current.hlc, current.writer),
                 items,
                 hlc=hlc,
-                concurrent=current.version > base_version,
+                concurrent=current.concurrent_with(base_version, writer),
             )[0]
         )
         if submitted and fs.immutable_after_submit:

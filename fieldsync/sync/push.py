@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 import marshmallow as ma
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import event, select
+from sqlalchemy.orm import ORMExecuteState, Session
 
 from fieldsync.clock import as_utc, isoformat
 from fieldsync.errors import DomainError, flag
@@ -60,28 +62,39 @@ def push(
     skew_ms = _skew_ms(fresh, device_clock=device_clock, now=now)
     ctx_base = dict(session=session, principal=principal, now=now, config=config)
     records = _prefetch(session, fresh)
+    # mutation ids already in the log, found in one query (not one lookup per mutation); ids
+    # seen earlier in this push are added as the loop goes
+    logged = _logged_mutation_ids(session, fresh)
     touched: dict[tuple[str, uuid.UUID], Any] = {}
     results: list[dict[str, Any]] = []
     applied_results: dict[int, dict[str, Any]] = {}
-    for m in fresh:
-        seq = int(m["device_seq"])
-        result, record_row, record = _apply_one(session, ctx_base, m, records)
-        applied_results[seq] = result
-        conflict = record_row.pop("conflict", None)
-        record_row.update(
-            device_id=device.id,
-            person_id=principal.person_id,
-            street_id=principal.street_id,
-            device_seq=seq,
-            received_at=now,
-        )
-        session.add(MutationRecord(**record_row))
-        if conflict is not None:
-            session.flush()  # the conflict names its mutation: the log row goes first
-            session.add(conflict)
-        if record is not None and result["status"] != "rejected":
-            touched[(result["entity"], record.id)] = record
+    # Nothing a mutation reads depends on the rows earlier mutations of this push wrote but
+    # did not flush: their records are in `records`, their ids in `logged`, reference data and
+    # evidence do not change here. So no flush per query: the log rows, records and events
+    # are written together by the flush below (batched INSERTs), not one by one.
+    with session.no_autoflush, _reference_reads_memoised(session):
+        for m in fresh:
+            seq = int(m["device_seq"])
+            result, record_row, record = _apply_one(session, ctx_base, m, records, logged)
+            applied_results[seq] = result
+            conflict = record_row.pop("conflict", None)
+            record_row.update(
+                device_id=device.id,
+                person_id=principal.person_id,
+                street_id=principal.street_id,
+                device_seq=seq,
+                received_at=now,
+            )
+            session.add(MutationRecord(**record_row))
+            logged.add(record_row["id"])
+            if conflict is not None:
+                session.flush()  # the conflict names its mutation: the log row goes first
+                session.add(conflict)
+            if record is not None and result["status"] != "rejected":
+                touched[(result["entity"], record.id)] = record
     if skew_ms is not None and abs(skew_ms) > config.clock_skew_flag_seconds * 1000:
+        # written first, so that the flag below moves each flagged record one version on
+        session.flush()
         for record in touched.values():
             _flag_skew(record, skew_ms)
             # the flag changed the record after its result was built: the pull carries it
@@ -103,6 +116,63 @@ def push(
         "results": results,
         "missing_evidence": missing,
     }
+
+
+@contextmanager
+def _reference_reads_memoised(session: Session) -> Iterator[None]:
+    """Within the push, answer a repeated read of reference data from the first answer.
+
+    The entity hooks check every mutation's references (its matters, the people present, their
+    certificates) with their own queries: six per inspection, the bulk of a push's time. A push
+    never writes reference data, and an officer's batch names the same few matters and
+    colleagues over and over, so the same SELECT with the same parameters gets the same rows
+    for as long as the push runs. Only statements that read nothing but reference entities
+    (the registry's read-only ones) are memoised, never a lock or a relationship load.
+    """
+    reference = {spec.model for spec in registry.all_entities().values() if not spec.writable}
+    memo: dict[Any, Any] = {}
+
+    def answer(orm_context: ORMExecuteState) -> Any:
+        stmt = orm_context.statement
+        if (
+            not orm_context.is_select
+            or orm_context.is_relationship_load
+            or getattr(stmt, "_for_update_arg", None) is not None
+        ):
+            return None
+        mappers = orm_context.all_mappers
+        if not mappers or any(m.class_ not in reference for m in mappers):
+            return None
+        cache_key = stmt._generate_cache_key()
+        if cache_key is None:
+            return None
+        key = (
+            cache_key.key,
+            repr([bp.effective_value for bp in cache_key.bindparams]),
+            repr(sorted((orm_context.parameters or {}).items())),
+        )
+        frozen = memo.get(key)
+        if frozen is None:
+            frozen = memo[key] = orm_context.invoke_statement().freeze()
+        return frozen()
+
+    event.listen(session, "do_orm_execute", answer)
+    try:
+        yield
+    finally:
+        event.remove(session, "do_orm_execute", answer)
+
+
+def _logged_mutation_ids(session: Session, fresh: Sequence[Mapping[str, Any]]) -> set[uuid.UUID]:
+    ids = sorted({i for i in (_uuid_or_none(m.get("mutation_id")) for m in fresh) if i is not None})
+    found: set[uuid.UUID] = set()
+    for start in range(0, len(ids), 500):
+        found.update(
+            session.scalars(
+                select(MutationRecord.id).where(MutationRecord.id.in_(ids[start : start + 500]))
+            )
+        )
+    return found
 
 
 def _forgotten(seq: int) -> dict[str, Any]:
@@ -196,6 +266,7 @@ def _apply_one(
     ctx_base: dict[str, Any],
     m: Mapping[str, Any],
     records: dict[tuple[str, uuid.UUID], Any],
+    logged: set[uuid.UUID],
 ) -> tuple[dict[str, Any], dict[str, Any], Any]:
     seq = int(m["device_seq"])
     mutation_id = _uuid_or_none(m.get("mutation_id")) or uuid.uuid4()
@@ -211,7 +282,7 @@ def _apply_one(
         "entity_id": entity_id,
     }
     try:
-        if session.get(MutationRecord, mutation_id) is not None:
+        if mutation_id in logged:
             raise DomainError("sync.duplicate_mutation_id", id=str(mutation_id))
         etype, _, action = mtype.partition(".")
         spec = registry.entity(etype)
@@ -343,8 +414,9 @@ def _upsert(
         record = spec.create(ctx, entity_id)
     set_, add, remove = _validated(spec, m)
     clocks = dict(record.field_clocks or {})
+    writer = str(ctx.principal.device.id)
     state = {
-        name: FieldState(_wire(record, name), *(clocks.get(name) or (0, "")))
+        name: FieldState(_wire(record, name), *(clocks.get(name) or (0, "", "")))
         for name in spec.fields
     }
     try:
@@ -353,6 +425,7 @@ def _upsert(
             state,
             base_version=base_version,
             hlc=ctx.hlc,
+            writer=writer,
             set_=set_,
             add=add,
             remove=remove,
@@ -367,7 +440,7 @@ def _upsert(
     new_version = record.version + 1
     for name, value in result.changed.items():
         setattr(record, name, _from_wire(record, name, value))
-        clocks[name] = [new_version, ctx.hlc]
+        clocks[name] = [new_version, ctx.hlc, writer]
     conflict = None
     if result.lost:
         conflict = Conflict(
@@ -408,7 +481,7 @@ def _validated(spec: SyncedEntity, m: Mapping[str, Any]) -> tuple[dict, dict, di
             "sync.invalid_mutation", errors={"set": ["set, add and remove are objects"]}
         )
     assert spec.schema is not None
-    schema = spec.schema()
+    schema = _schema(spec.schema)
     errors: dict[str, Any] = {}
     out: list[dict[str, Any]] = []
     for part, payload in (("set", set_), ("add", add)):
@@ -431,6 +504,12 @@ def _validated(spec: SyncedEntity, m: Mapping[str, Any]) -> tuple[dict, dict, di
     )
 
 
+@functools.cache
+def _schema(schema_class: type[ma.Schema]) -> ma.Schema:
+    # one instance per entity schema: building one per mutation costs more than loading with it
+    return schema_class()
+
+
 def _wire(record: Any, name: str) -> Any:
     from fieldsync.inspections.entities import _jsonable
 
@@ -439,9 +518,11 @@ def _wire(record: Any, name: str) -> Any:
 
 def _from_wire(record: Any, name: str, value: Any) -> Any:
     """A wire value (JSON) as the column stores it: times and ids have their own types."""
-    column = type(record).__table__.c[name]
+    column_type = type(record).__table__.c[name].type
+    # a TypeDecorator (UTCDateTime) reports `object`: ask the type it decorates
+    column_type = getattr(column_type, "impl_instance", column_type)
     try:
-        python_type = column.type.python_type
+        python_type = column_type.python_type
     except NotImplementedError:  # JSON columns
         python_type = None
     if value is None:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import pytest
 
 from fieldsync.errors import CATALOGUE, DomainError
-from fieldsync.rules.measures import measures_beyond, validate_measure
+from fieldsync.rules.measures import measures_beyond, penalties_over_limit, validate_measure
 from fieldsync.rules.second_inspector import (
     CertificateFacts,
     DepartmentKind,
@@ -152,13 +152,24 @@ def test_penalty_needs_legal_basis(basis):
     ("amount", "party_kind"),
     [("200.01", "individual"), (201, "individual"), ("3000.01", "organisation")],
 )
-def test_penalty_over_the_on_the_spot_limit(amount, party_kind):
-    details = {**VALID["onsite_penalty"], "amount": amount, "party_kind": party_kind}
-    error = rejected(measure("onsite_penalty", details))
-    assert error.code == "measure.penalty_over_onsite_limit"
-    assert error.status == 422
-    assert str(amount) in error.message("en")
-    assert "元" in error.message("zh")
+def test_penalty_over_the_on_the_spot_limit_is_kept_and_flagged(amount, party_kind):
+    # DOMAIN.md §4: what happened in the field is never dropped; the rule check flags it
+    m = measure(
+        "onsite_penalty", {**VALID["onsite_penalty"], "amount": amount, "party_kind": party_kind}
+    )
+    validate_measure(m)
+    (flag,) = penalties_over_limit([m])
+    assert flag.code == "inspection.penalty_over_onsite_limit"
+    assert flag.measure_id == m["id"]
+    assert str(amount) in flag.message_en
+    assert "元" in flag.message_zh
+
+
+def test_penalty_at_the_limit_is_not_flagged():
+    m = measure(
+        "onsite_penalty", {**VALID["onsite_penalty"], "amount": "200", "party_kind": "individual"}
+    )
+    assert penalties_over_limit([m]) == []
 
 
 @pytest.mark.parametrize(

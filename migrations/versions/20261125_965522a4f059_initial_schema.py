@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 954bb795ad45
+Revision ID: 965522a4f059
 Revises:
-Create Date: 2026-11-25 20:51:42.118226
+Create Date: 2026-11-25 20:59:30.583464
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 import fieldsync.db
 
-revision: str = "954bb795ad45"
+revision: str = "965522a4f059"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -113,6 +113,16 @@ def upgrade() -> None:
     with op.batch_alter_table("streets", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_streets_district_id"), ["district_id"], unique=False)
 
+    op.create_table(
+        "case_number_counters",
+        sa.Column("street_id", sa.Uuid(), nullable=False),
+        sa.Column("year", sa.Integer(), nullable=False),
+        sa.Column("value", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["street_id"], ["streets.id"], name=op.f("fk_case_number_counters_street_id_streets")
+        ),
+        sa.PrimaryKeyConstraint("street_id", "year", name=op.f("pk_case_number_counters")),
+    )
     op.create_table(
         "communities",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -421,6 +431,7 @@ def upgrade() -> None:
         ),
         sa.Column("description", sa.Text(), nullable=True),
         sa.Column("task_order_id", sa.Uuid(), nullable=True),
+        sa.Column("claimed_tier", sa.String(length=16), nullable=True),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("tier", sa.String(length=16), nullable=True),
         sa.Column("second_inspector_id", sa.Uuid(), nullable=True),
@@ -623,6 +634,65 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "cases",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("street_id", sa.Uuid(), nullable=False),
+        sa.Column("inspection_id", sa.Uuid(), nullable=False),
+        sa.Column("finding_id", sa.String(length=36), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("matter_code", sa.String(length=32), nullable=False),
+        sa.Column("department_id", sa.Uuid(), nullable=False),
+        sa.Column("state", sa.String(length=24), nullable=False),
+        sa.Column(
+            "assignee_ids",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("occurred_at", fieldsync.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("number", sa.String(length=64), nullable=True),
+        sa.Column("number_year", sa.Integer(), nullable=True),
+        sa.Column("number_seq", sa.Integer(), nullable=True),
+        sa.Column("filed_at", fieldsync.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("filed_by_id", sa.Uuid(), nullable=True),
+        sa.Column("decline_reason", sa.Text(), nullable=True),
+        sa.Column("declined_at", fieldsync.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("decision", sa.Text(), nullable=True),
+        sa.Column("summary", sa.Text(), nullable=True),
+        sa.Column("concluded_at", fieldsync.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("archived_at", fieldsync.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("archived_by_id", sa.Uuid(), nullable=True),
+        sa.Column("created_at", fieldsync.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", fieldsync.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["archived_by_id"], ["people.id"], name=op.f("fk_cases_archived_by_id_people")
+        ),
+        sa.ForeignKeyConstraint(
+            ["department_id"], ["departments.id"], name=op.f("fk_cases_department_id_departments")
+        ),
+        sa.ForeignKeyConstraint(
+            ["filed_by_id"], ["people.id"], name=op.f("fk_cases_filed_by_id_people")
+        ),
+        sa.ForeignKeyConstraint(
+            ["inspection_id"], ["inspections.id"], name=op.f("fk_cases_inspection_id_inspections")
+        ),
+        sa.ForeignKeyConstraint(
+            ["street_id"], ["streets.id"], name=op.f("fk_cases_street_id_streets")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_cases")),
+        sa.UniqueConstraint(
+            "inspection_id", "finding_id", name=op.f("uq_cases_inspection_id_finding_id")
+        ),
+        sa.UniqueConstraint("street_id", "number", name=op.f("uq_cases_street_id_number")),
+    )
+    with op.batch_alter_table("cases", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_cases_department_id"), ["department_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_cases_inspection_id"), ["inspection_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_cases_matter_code"), ["matter_code"], unique=False)
+        batch_op.create_index(batch_op.f("ix_cases_occurred_at"), ["occurred_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_cases_state"), ["state"], unique=False)
+        batch_op.create_index(batch_op.f("ix_cases_street_id"), ["street_id"], unique=False)
+
+    op.create_table(
         "sync_conflicts",
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("street_id", sa.Uuid(), nullable=False),
@@ -683,17 +753,42 @@ def upgrade() -> None:
             batch_op.f("ix_sync_conflicts_street_id"), ["street_id"], unique=False
         )
 
+    op.create_table(
+        "case_officers",
+        sa.Column("case_id", sa.Uuid(), nullable=False),
+        sa.Column("person_id", sa.Uuid(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["case_id"],
+            ["cases.id"],
+            name=op.f("fk_case_officers_case_id_cases"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["person_id"], ["people.id"], name=op.f("fk_case_officers_person_id_people")
+        ),
+        sa.PrimaryKeyConstraint("case_id", "person_id", name=op.f("pk_case_officers")),
+    )
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    op.drop_table("case_officers")
     with op.batch_alter_table("sync_conflicts", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_sync_conflicts_street_id"))
         batch_op.drop_index(batch_op.f("ix_sync_conflicts_person_id"))
         batch_op.drop_index(batch_op.f("ix_sync_conflicts_entity_id"))
 
     op.drop_table("sync_conflicts")
+    with op.batch_alter_table("cases", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_cases_street_id"))
+        batch_op.drop_index(batch_op.f("ix_cases_state"))
+        batch_op.drop_index(batch_op.f("ix_cases_occurred_at"))
+        batch_op.drop_index(batch_op.f("ix_cases_matter_code"))
+        batch_op.drop_index(batch_op.f("ix_cases_inspection_id"))
+        batch_op.drop_index(batch_op.f("ix_cases_department_id"))
+
+    op.drop_table("cases")
     with op.batch_alter_table("sync_mutations", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_sync_mutations_street_id"))
         batch_op.drop_index(batch_op.f("ix_sync_mutations_status"))
@@ -754,6 +849,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_communities_street_id"))
 
     op.drop_table("communities")
+    op.drop_table("case_number_counters")
     with op.batch_alter_table("streets", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_streets_district_id"))
 

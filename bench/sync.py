@@ -1,0 +1,489 @@
+"""Sync benchmarks: push batches, first pull, incremental pull over 10k and 1M feed rows.
+
+Push and pull are measured through the service functions (`fieldsync.sync.push.push`,
+`fieldsync.sync.pull.pull`), each call in its own transaction with token authentication and
+the commit, as one request does; HTTP framing (JSON, marshmallow) is measured in one extra row.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Table, delete, func, insert, select, text, update
+
+from bench.env import BenchApp
+from bench.table import Report, Row, Target
+
+SIZES_FULL = {"push_single": 200, "first_pull": 10_000, "big_feed": 1_000_000, "rounds": 5}
+SIZES_QUICK = {"push_single": 20, "first_pull": 2_000, "big_feed": 50_000, "rounds": 3}
+
+DESCRIPTION = (
+    "东华门大街与南池子大街交叉口东北角，流动摊贩占道经营，售卖水果与小食，"
+    "占用人行道约六平方米，影响行人通行。现场已拍照取证，告知当事人立即整改。"
+    "Street vendor occupying the pavement at the north-east corner of the crossing; "
+    "about six square metres blocked, pedestrians forced onto the road. Photos taken, "
+    "the vendor was told to clear the pavement at once and moved the cart while we watched."
+)
+
+
+def _iso(t: datetime) -> str:
+    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class Phone:
+    """A device for the bench: its id, token, device_seq and HLC."""
+
+    username: str
+    device_id: str
+    token: str
+    seq: int = 0
+    ms: int = 1_700_000_000_000
+    cursor: str | None = None
+
+    def hlc(self) -> str:
+        from fieldsync.sync.hlc import HLC
+
+        self.ms += 1
+        return str(HLC(self.ms, 0, self.device_id[:8]))
+
+    def next_seq(self) -> int:
+        self.seq += 1
+        return self.seq
+
+
+def new_inspection(phone: Phone, present: list[str], n: int) -> dict[str, Any]:
+    """A new inspection of about 1 KB of JSON, as a phone pushes it."""
+    when = datetime(2026, 11, 25, 8, 0, tzinfo=UTC) + timedelta(seconds=n)
+    return {
+        "device_seq": phone.next_seq(),
+        "mutation_id": str(uuid.uuid4()),
+        "type": "inspection.upsert",
+        "entity_id": str(uuid.uuid4()),
+        "base_version": 0,
+        "device_time": _iso(when),
+        "hlc": phone.hlc(),
+        "set": {
+            "matter_code": "CG-001",
+            "occurred_at": _iso(when),
+            "location": {"lat": 39.9139 + n * 1e-7, "lon": 116.4023, "accuracy_m": 8.5},
+            "address": f"东城区东华门大街{n % 200 + 1}号",
+            "present": present,
+            "party": {
+                "name": "张三",
+                "phone": "13800138000",
+                "id_document": "110101199001011234",
+                "kind": "individual",
+            },
+            "description": DESCRIPTION,
+        },
+    }
+
+
+def edit(phone: Phone, entity_id: Any, version: int, n: int) -> dict[str, Any]:
+    return {
+        "device_seq": phone.next_seq(),
+        "mutation_id": str(uuid.uuid4()),
+        "type": "inspection.upsert",
+        "entity_id": str(entity_id),
+        "base_version": version,
+        "device_time": _iso(datetime.now(UTC)),
+        "hlc": phone.hlc(),
+        "set": {"description": f"{DESCRIPTION} (edit {n})"},
+    }
+
+
+class SyncBench:
+    def __init__(self, bench: BenchApp, db: str, report: Report, *, quick: bool) -> None:
+        from fieldsync.sync.models import FeedCounter, FeedEntry
+        from fieldsync.inspections.models import Inspection
+
+        self.bench = bench
+        self.db = db
+        self.report = report
+        self.sizes = SIZES_QUICK if quick else SIZES_FULL
+        self.services = bench.services
+        self.config = bench.services.config
+        self.inspections: Table = Inspection.__table__  # type: ignore[assignment]
+        self.feed: Table = FeedEntry.__table__  # type: ignore[assignment]
+        self.counter: Table = FeedCounter.__table__  # type: ignore[assignment]
+
+    # --- plumbing ----------------------------------------------------------------------------
+
+    def phone(self, username: str) -> Phone:
+        device_id, token = self.bench.login(username)
+        return Phone(username, device_id, token)
+
+    def _principal(self, session: Any, phone: Phone) -> Any:
+        from fieldsync.clock import utcnow
+        from fieldsync.identity.service import authenticate
+
+        return authenticate(session, authorization=f"Bearer {phone.token}", now=utcnow())
+
+    def push(self, phone: Phone, mutations: list[dict[str, Any]]) -> tuple[float, dict]:
+        """One push as a request does it: authenticate, push, commit. Returns (seconds, body)."""
+        from fieldsync.clock import utcnow
+        from fieldsync.sync.push import push
+
+        t0 = time.perf_counter()
+        with self.services.sessionmaker() as s, s.begin():
+            body = push(
+                s,
+                principal=self._principal(s, phone),
+                device_id=uuid.UUID(phone.device_id),
+                mutations=mutations,
+                now=utcnow(),
+                device_clock=None,
+                config=self.config,
+            )
+        elapsed = time.perf_counter() - t0
+        bad = [r for r in body["results"] if r["status"] not in ("applied", "merged")]
+        assert not bad, bad[:3]
+        return elapsed, body
+
+    def pull_all(self, phone: Phone, limit: int = 1000) -> tuple[float, int]:
+        """Pull pages until has_more is false, each page one transaction. (seconds, changes)."""
+        from fieldsync.clock import utcnow
+        from fieldsync.sync.pull import pull
+
+        count = 0
+        t0 = time.perf_counter()
+        while True:
+            with self.services.sessionmaker() as s, s.begin():
+                body = pull(
+                    s,
+                    principal=self._principal(s, phone),
+                    cursor=phone.cursor,
+                    limit=limit,
+                    now=utcnow(),
+                    config=self.config,
+                )
+            count += len(body["changes"])
+            phone.cursor = body["cursor"]
+            if not body["has_more"]:
+                return time.perf_counter() - t0, count
+
+    def _timed(self, fn: Callable[[Any], Any]) -> float:
+        t0 = time.perf_counter()
+        with self.bench.engine.begin() as conn:
+            fn(conn)
+        return time.perf_counter() - t0
+
+    def _template(self, entity_id: str) -> dict[str, Any]:
+        with self.bench.engine.connect() as conn:
+            row = conn.execute(
+                select(self.inspections).where(
+                    self.inspections.c.id == uuid.UUID(entity_id)
+                )
+            ).one()
+        return dict(row._mapping)
+
+    # --- push --------------------------------------------------------------------------------
+
+    def run_push(self) -> None:
+        from fieldsync.demo import demo_uuid
+
+        # street B's officers push, so that street A's scope stays exactly the pull data set
+        phone = self.phone("js_cg_xu")
+        present = [str(demo_uuid("person", u)) for u in ("js_cg_xu", "js_cg_deng")]
+        warm = [new_inspection(phone, present, i) for i in range(20)]
+        self.push(phone, warm)  # imports, caches, first connection
+        size = len(json.dumps(warm[0], ensure_ascii=False).encode())
+
+        for batch in (1, 100, 1000):
+            repeats = self.sizes["push_single"] if batch == 1 else (5 if batch == 100 else 2)
+            total = 0.0
+            raw_total = 0.0
+            for r in range(repeats):
+                mutations = [new_inspection(phone, present, r * batch + i) for i in range(batch)]
+                elapsed, body = self.push(phone, mutations)
+                total += elapsed
+                raw_total += self._raw_insert_like(body)
+            n = batch * repeats
+            self.report.add(
+                Row(
+                    self.db,
+                    f"push {batch:>4} × ~{size} B inspections"
+                    + (f" ({repeats} pushes)" if repeats > 1 else ""),
+                    n / total,
+                    "mut/s",
+                    n / raw_total,
+                    "INSERT same rows",
+                    "service fn + commit",
+                )
+            )
+            if batch == 1000:
+                self.push_1000 = n / total
+        self._push_http(phone, present, size)
+
+    def _raw_insert_like(self, body: dict[str, Any]) -> float:
+        """Time a Core executemany INSERT of the same inspection rows (new ids), one commit;
+        the copies are deleted afterwards, untimed."""
+        ids = [r["id"] for r in body["results"]]
+        with self.bench.engine.connect() as conn:
+            rows = [
+                dict(m._mapping)
+                for m in conn.execute(
+                    select(self.inspections).where(
+                        self.inspections.c.id.in_([uuid.UUID(i) for i in ids])
+                    )
+                )
+            ]
+        for row in rows:
+            row["id"] = uuid.uuid4()
+        elapsed = self._timed(lambda conn: conn.execute(insert(self.inspections), rows))
+        with self.bench.engine.begin() as conn:
+            conn.execute(
+                delete(self.inspections).where(self.inspections.c.id.in_([r["id"] for r in rows]))
+            )
+        return elapsed
+
+    def _push_http(self, phone: Phone, present: list[str], size: int) -> None:
+        mutations = [new_inspection(phone, present, i) for i in range(1000)]
+        t0 = time.perf_counter()
+        resp = self.bench.client.post(
+            "/api/v1/sync/push",
+            headers={"Authorization": f"Bearer {phone.token}"},
+            json={"protocol": 1, "device_id": phone.device_id, "mutations": mutations},
+        )
+        elapsed = time.perf_counter() - t0
+        assert resp.status_code == 200, resp.get_json()
+        self.report.add(
+            Row(
+                self.db,
+                f"push 1000 × ~{size} B inspections, HTTP",
+                1000 / elapsed,
+                "mut/s",
+                note="Flask test client: + JSON + schema",
+            )
+        )
+
+    # --- pull --------------------------------------------------------------------------------
+
+    def run_pull(self) -> None:
+        from fieldsync.demo import demo_uuid
+
+        n = self.sizes["first_pull"]
+        writer = self.phone("cg_wang")
+        present = [str(demo_uuid("person", u)) for u in ("cg_wang", "cg_liu")]
+        _, body = self.push(writer, [new_inspection(writer, present, 0)])
+        template = self._template(body["results"][0]["id"])
+        street = template["street_id"]
+        audience = f"staff:{street}"
+
+        t0 = time.perf_counter()
+        self.ids = self.populate(template, n - 1, audience)
+        self.ids.insert(0, template["id"])
+        populate_s = time.perf_counter() - t0
+
+        reader = self.phone("cg_chen")
+        elapsed, count = self.pull_all(reader)
+        raw = self._raw_select(lambda: select(self.inspections).where(
+            self.inspections.c.street_id == street
+        ))
+        self.report.add(
+            Row(
+                self.db,
+                f"first pull: {count:,} records ({n:,} inspections), limit 1000",
+                count / elapsed,
+                "rec/s",
+                raw,
+                "SELECT the inspections",
+                f"{elapsed:.2f} s",
+            )
+        )
+        self.first_pull = count / elapsed
+        self.report.notes.append(
+            f"{self.db}: {n - 1:,} inspection rows + feed rows bulk-inserted in {populate_s:.1f} s"
+        )
+
+        small = self._incremental(writer, reader, "10k")
+        big_rows = self.sizes["big_feed"]
+        t0 = time.perf_counter()
+        feed_rows = self._feed_count()
+        self.populate(template, big_rows - feed_rows, audience, lean=True)
+        feed_rows = self._feed_count()
+        populate_s = time.perf_counter() - t0
+        # the reader has seen everything up to the top of the feed, as if it had pulled the
+        # million rows: its cursor is the one the server hands out there
+        reader.cursor = self._cursor_at_top(reader)
+        big = self._incremental(writer, reader, "1M" if big_rows >= 1_000_000 else f"{big_rows:,}")
+        self.report.notes.append(
+            f"{self.db}: feed grown to {feed_rows:,} rows (lean inspections, same audience as "
+            f"the reader, positions below its cursor) in {populate_s:.1f} s"
+        )
+        ratio = big / small
+        label = "1M" if big_rows >= 1_000_000 else f"{big_rows:,}"
+        self.report.targets.append(
+            Target(self.db, f"incremental pull at {label} / at 10k", ratio, "≤ 1.5×", ratio <= 1.5)
+        )
+        self.report.targets.append(
+            Target(
+                self.db,
+                "first pull records/s",
+                self.first_pull,
+                "≥ 40,000/s",
+                self.first_pull >= 40_000,
+            )
+        )
+
+    def _incremental(self, writer: Phone, reader: Phone, label: str) -> float:
+        """Median seconds to pull 100 changes made through push since the reader's cursor."""
+        times = []
+        raws = []
+        rounds = self.sizes["rounds"]
+        for r in range(rounds):
+            targets = self.ids[:100]
+            del self.ids[:100]
+            self.push(writer, [edit(writer, t, 1, r) for t in targets])
+            elapsed, count = self.pull_all(reader)
+            assert count == 100, count
+            times.append(elapsed)
+            raws.append(
+                self._raw_select(
+                    lambda targets=targets: select(self.inspections).where(
+                        self.inspections.c.id.in_(targets)
+                    )
+                )
+            )
+        median = statistics.median(times)
+        feed_rows = self._feed_count()
+        self.report.add(
+            Row(
+                self.db,
+                f"incremental pull: 100 changes, {feed_rows:,} feed rows",
+                100 / median,
+                "rec/s",
+                statistics.median(raws),
+                "SELECT the 100 rows",
+                f"median {median * 1000:.1f} ms of {rounds}",
+            )
+        )
+        return median
+
+    def _raw_select(self, stmt: Callable[[], Any]) -> float:
+        """Rows per second of a Core SELECT fetching every row (median of three)."""
+        rates = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            with self.bench.engine.connect() as conn:
+                rows = conn.execute(stmt()).all()
+            rates.append(len(rows) / (time.perf_counter() - t0))
+        return statistics.median(rates)
+
+    def _feed_count(self) -> int:
+        with self.bench.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(self.feed)).scalar_one()
+
+    def _cursor_at_top(self, phone: Phone) -> str:
+        from fieldsync.sync.feed import decode_cursor, encode_cursor
+
+        assert phone.cursor is not None
+        cursor = decode_cursor(phone.cursor, secret=self.config.secret(), device_id=phone.device_id)
+        with self.bench.engine.connect() as conn:
+            top = conn.execute(select(self.counter.c.value)).scalar_one()
+        moved = type(cursor)(
+            cursor.device_id,
+            {a: top for a in cursor.positions},
+            {},
+            int(time.time()),
+        )
+        return encode_cursor(moved, secret=self.config.secret())
+
+    # --- bulk population ---------------------------------------------------------------------
+
+    def populate(
+        self, template: dict[str, Any], count: int, audience: str, *, lean: bool = False
+    ) -> list[Any]:
+        """Copies of a pushed inspection straight into `inspections` and `sync_feed`, with the
+        feed counter moved past them. `lean`: no description/party (the million filler rows)."""
+        if count <= 0:
+            return []
+        row = dict(template)
+        if lean:
+            row.update(description=None, party=None, address=None)
+        with self.bench.engine.begin() as conn:
+            top = conn.execute(select(self.counter.c.value)).scalar_one()
+            ids = [uuid.uuid4() for _ in range(count)]
+            now = datetime.now(UTC)
+            if self.db == "postgresql":
+                self._copy_pg(conn, row, ids, top, audience, now)
+            else:
+                for start in range(0, count, 20_000):
+                    chunk = ids[start : start + 20_000]
+                    conn.execute(insert(self.inspections), [{**row, "id": i} for i in chunk])
+                    conn.execute(
+                        insert(self.feed),
+                        [
+                            {
+                                "entity": "inspection",
+                                "entity_id": i,
+                                "audience": audience,
+                                "position": top + start + k + 1,
+                                "version": row["version"],
+                                "op": "upsert",
+                                "reason": None,
+                                "changed_at": now,
+                            }
+                            for k, i in enumerate(chunk)
+                        ],
+                    )
+            conn.execute(update(self.counter).values(value=top + count))
+        if self.db == "postgresql":
+            with self.bench.engine.connect().execution_options(
+                isolation_level="AUTOCOMMIT"
+            ) as conn:
+                conn.execute(text("ANALYZE inspections"))
+                conn.execute(text("ANALYZE sync_feed"))
+        return ids
+
+    def _copy_pg(
+        self, conn: Any, row: dict[str, Any], ids: list[Any], top: int, audience: str, now: Any
+    ) -> None:
+        """COPY through psycopg: the million rows in seconds rather than minutes."""
+        cols = [c.name for c in self.inspections.columns]
+        json_cols = {c.name for c in self.inspections.columns if "JSON" in str(c.type).upper()}
+
+        def cell(name: str, value: Any) -> Any:
+            if name in json_cols and value is not None:
+                return json.dumps(value, ensure_ascii=False)
+            return value
+
+        fixed = [cell(c, row[c]) for c in cols]
+        id_at = cols.index("id")
+        raw = conn.connection.dbapi_connection
+        with raw.cursor() as cur:
+            with cur.copy(f"COPY inspections ({', '.join(cols)}) FROM STDIN") as copy:
+                for i in ids:
+                    fixed[id_at] = i
+                    copy.write_row(fixed)
+            feed_cols = "entity, entity_id, audience, position, version, op, reason, changed_at"
+            with cur.copy(f"COPY sync_feed ({feed_cols}) FROM STDIN") as copy:
+                for k, i in enumerate(ids):
+                    copy.write_row(
+                        ("inspection", i, audience, top + k + 1, row["version"], "upsert", None, now)
+                    )
+
+
+def run(bench: BenchApp, db: str, report: Report, *, quick: bool) -> None:
+    sb = SyncBench(bench, db, report, quick=quick)
+    sb.run_push()
+    sb.run_pull()
+    if db == "postgresql":
+        value = getattr(sb, "push_1000", None)
+        report.targets.append(
+            Target(
+                db,
+                "1,000-mutation push mutations/s",
+                value,
+                "≥ 5,000/s",
+                None if value is None else value >= 5000,
+            )
+        )
