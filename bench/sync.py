@@ -102,8 +102,8 @@ def edit(phone: Phone, entity_id: Any, version: int, n: int) -> dict[str, Any]:
 
 class SyncBench:
     def __init__(self, bench: BenchApp, db: str, report: Report, *, quick: bool) -> None:
-        from fieldsync.sync.models import FeedCounter, FeedEntry
         from fieldsync.inspections.models import Inspection
+        from fieldsync.sync.models import FeedCounter, FeedEntry
 
         self.bench = bench
         self.db = db
@@ -179,9 +179,7 @@ class SyncBench:
     def _template(self, entity_id: str) -> dict[str, Any]:
         with self.bench.engine.connect() as conn:
             row = conn.execute(
-                select(self.inspections).where(
-                    self.inspections.c.id == uuid.UUID(entity_id)
-                )
+                select(self.inspections).where(self.inspections.c.id == uuid.UUID(entity_id))
             ).one()
         return dict(row._mapping)
 
@@ -285,9 +283,9 @@ class SyncBench:
 
         reader = self.phone("cg_chen")
         elapsed, count = self.pull_all(reader)
-        raw = self._raw_select(lambda: select(self.inspections).where(
-            self.inspections.c.street_id == street
-        ))
+        raw = self._raw_select(
+            lambda: select(self.inspections).where(self.inspections.c.street_id == street)
+        )
         self.report.add(
             Row(
                 self.db,
@@ -468,7 +466,16 @@ class SyncBench:
             with cur.copy(f"COPY sync_feed ({feed_cols}) FROM STDIN") as copy:
                 for k, i in enumerate(ids):
                     copy.write_row(
-                        ("inspection", i, audience, top + k + 1, row["version"], "upsert", None, now)
+                        (
+                            "inspection",
+                            i,
+                            audience,
+                            top + k + 1,
+                            row["version"],
+                            "upsert",
+                            None,
+                            now,
+                        )
                     )
 
 

@@ -194,6 +194,29 @@ def _is_not_found(exc: Exception) -> bool:
     return error.get("Code") in {"404", "NoSuchKey", "NotFound"} or status == 404
 
 
+class _KeepOpen:
+    """A read-only view of a file that ignores close(), so a retry can seek back to 0."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+
+    def read(self, size: int = -1) -> bytes:
+        return self._raw.read(size)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+    def close(self) -> None:
+        pass
+
+    @property
+    def closed(self) -> bool:
+        return False
+
+
 class S3BlobStore:
     """Blobs as objects `<prefix>ab/cd/<sha256>` in one bucket of an S3-compatible service.
 
@@ -275,6 +298,9 @@ class S3BlobStore:
         return True
 
     def _upload(self, sha256: str, body: BinaryIO, hasher: StreamingHasher) -> None:
+        # botocore's HTTP layer may close the body after a failed attempt and then retry
+        # from it (seen with concurrent writers): keep our file open, it is closed by its owner
+        body = _KeepOpen(body)  # type: ignore[assignment]
         # One PutObject (up to 5 GB, far above any photo) so the service checks the whole-object
         # SHA-256; a multipart upload could only check each part.
         self.client.put_object(

@@ -85,6 +85,12 @@ def resolve(
                 changes[name] = lost
         record.version += 1
         record.updated_at = now
+        # a resolution is a server write: a later device edit based on an older version is
+        # then concurrent with it, and whichever value loses is kept as a conflict again
+        clocks = dict(record.field_clocks or {})
+        for name in changes:
+            clocks[name] = [record.version, "", "server"]
+        record.field_clocks = clocks
         session.add(
             Event(
                 entity=conflict.entity,

@@ -363,7 +363,6 @@ def _apply_action(
     m: Mapping[str, Any],
     base_version: int,
 ) -> tuple[Any, str, Conflict | None]:
-    session = ctx.session
     if record is not None:
         if spec.authorize:
             spec.authorize(ctx, record)
