@@ -16,7 +16,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, delete, func, insert, select, text, update
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    MetaData,
+    Table,
+    Uuid,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    update,
+)
 
 from bench.env import BenchApp
 from bench.table import Report, Row, Target
@@ -318,9 +331,14 @@ class SyncBench:
             f"the reader, positions below its cursor) in {populate_s:.1f} s"
         )
         ratio = big / small
-        label = "1M" if big_rows >= 1_000_000 else f"{big_rows:,}"
         self.report.targets.append(
-            Target(self.db, f"incremental pull at {label} / at 10k", ratio, "≤ 1.5×", ratio <= 1.5)
+            Target(
+                self.db,
+                f"incremental pull time at {feed_rows:,} / at {self.small_rows:,} feed rows",
+                ratio,
+                "≤ 1.5×",
+                ratio <= 1.5,
+            )
         )
         self.report.targets.append(
             Target(
@@ -353,6 +371,7 @@ class SyncBench:
             )
         median = statistics.median(times)
         feed_rows = self._feed_count()
+        self.small_rows = getattr(self, "small_rows", feed_rows)
         self.report.add(
             Row(
                 self.db,
@@ -401,39 +420,68 @@ class SyncBench:
         self, template: dict[str, Any], count: int, audience: str, *, lean: bool = False
     ) -> list[Any]:
         """Copies of a pushed inspection straight into `inspections` and `sync_feed`, with the
-        feed counter moved past them. `lean`: no description/party (the million filler rows)."""
+        feed counter moved past them: two Core INSERT … SELECT statements over a temporary
+        table of new ids, so the database makes the rows (a million in seconds, not minutes).
+        `lean`: no description, party or address (the million filler rows)."""
         if count <= 0:
             return []
         row = dict(template)
         if lean:
             row.update(description=None, party=None, address=None)
+        filler = Table(
+            "bench_filler",
+            MetaData(),
+            Column("id", Uuid()),
+            Column("k", BigInteger),
+            prefixes=["TEMPORARY"],
+        )
         with self.bench.engine.begin() as conn:
             top = conn.execute(select(self.counter.c.value)).scalar_one()
-            ids = [uuid.uuid4() for _ in range(count)]
-            now = datetime.now(UTC)
+            filler.create(conn)
             if self.db == "postgresql":
-                self._copy_pg(conn, row, ids, top, audience, now)
-            else:
-                for start in range(0, count, 20_000):
-                    chunk = ids[start : start + 20_000]
-                    conn.execute(insert(self.inspections), [{**row, "id": i} for i in chunk])
-                    conn.execute(
-                        insert(self.feed),
-                        [
-                            {
-                                "entity": "inspection",
-                                "entity_id": i,
-                                "audience": audience,
-                                "position": top + start + k + 1,
-                                "version": row["version"],
-                                "op": "upsert",
-                                "reason": None,
-                                "changed_at": now,
-                            }
-                            for k, i in enumerate(chunk)
-                        ],
-                    )
+                conn.execute(
+                    text("INSERT INTO bench_filler SELECT gen_random_uuid(), g"
+                         " FROM generate_series(1, :n) AS g"),
+                    {"n": count},
+                )
+            else:  # Uuid is CHAR(32) hex on SQLite
+                conn.execute(
+                    text("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n"
+                         " WHERE i < :n) INSERT INTO bench_filler"
+                         " SELECT lower(hex(randomblob(16))), i FROM n"),
+                    {"n": count},
+                )
+            columns = [c for c in self.inspections.columns if c.name != "id"]
+            conn.execute(
+                insert(self.inspections).from_select(
+                    ["id", *(c.name for c in columns)],
+                    select(
+                        filler.c.id,
+                        *(literal(row[c.name], type_=c.type).label(c.name) for c in columns),
+                    ),
+                )
+            )
+            feed_values = {
+                "entity": literal("inspection", type_=self.feed.c.entity.type),
+                "audience": literal(audience, type_=self.feed.c.audience.type),
+                "version": literal(row["version"], type_=self.feed.c.version.type),
+                "op": literal("upsert", type_=self.feed.c.op.type),
+                "reason": literal(None, type_=self.feed.c.reason.type),
+                "changed_at": literal(datetime.now(UTC), type_=self.feed.c.changed_at.type),
+            }
+            conn.execute(
+                insert(self.feed).from_select(
+                    ["entity_id", "position", *feed_values],
+                    select(
+                        filler.c.id,
+                        (filler.c.k + top).label("position"),
+                        *(v.label(k) for k, v in feed_values.items()),
+                    ),
+                )
+            )
             conn.execute(update(self.counter).values(value=top + count))
+            ids = list(conn.execute(select(filler.c.id).order_by(filler.c.k)).scalars())
+            filler.drop(conn)
         if self.db == "postgresql":
             with self.bench.engine.connect().execution_options(
                 isolation_level="AUTOCOMMIT"
@@ -441,42 +489,6 @@ class SyncBench:
                 conn.execute(text("ANALYZE inspections"))
                 conn.execute(text("ANALYZE sync_feed"))
         return ids
-
-    def _copy_pg(
-        self, conn: Any, row: dict[str, Any], ids: list[Any], top: int, audience: str, now: Any
-    ) -> None:
-        """COPY through psycopg: the million rows in seconds rather than minutes."""
-        cols = [c.name for c in self.inspections.columns]
-        json_cols = {c.name for c in self.inspections.columns if "JSON" in str(c.type).upper()}
-
-        def cell(name: str, value: Any) -> Any:
-            if name in json_cols and value is not None:
-                return json.dumps(value, ensure_ascii=False)
-            return value
-
-        fixed = [cell(c, row[c]) for c in cols]
-        id_at = cols.index("id")
-        raw = conn.connection.dbapi_connection
-        with raw.cursor() as cur:
-            with cur.copy(f"COPY inspections ({', '.join(cols)}) FROM STDIN") as copy:
-                for i in ids:
-                    fixed[id_at] = i
-                    copy.write_row(fixed)
-            feed_cols = "entity, entity_id, audience, position, version, op, reason, changed_at"
-            with cur.copy(f"COPY sync_feed ({feed_cols}) FROM STDIN") as copy:
-                for k, i in enumerate(ids):
-                    copy.write_row(
-                        (
-                            "inspection",
-                            i,
-                            audience,
-                            top + k + 1,
-                            row["version"],
-                            "upsert",
-                            None,
-                            now,
-                        )
-                    )
 
 
 def run(bench: BenchApp, db: str, report: Report, *, quick: bool) -> None:
