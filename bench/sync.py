@@ -22,6 +22,7 @@ from sqlalchemy import (
     MetaData,
     Table,
     Uuid,
+    cast,
     delete,
     func,
     insert,
@@ -416,6 +417,12 @@ class SyncBench:
 
     # --- bulk population ---------------------------------------------------------------------
 
+    def _value(self, value: Any, type_: Any) -> Any:
+        """A constant of the template row in the SELECT list; PostgreSQL needs its type said
+        (an untyped NULL or string there is text), SQLite must not (CAST AS JSON is numeric)."""
+        bound = literal(value, type_=type_)
+        return cast(bound, type_) if self.db == "postgresql" else bound
+
     def populate(
         self, template: dict[str, Any], count: int, audience: str, *, lean: bool = False
     ) -> list[Any]:
@@ -440,15 +447,19 @@ class SyncBench:
             filler.create(conn)
             if self.db == "postgresql":
                 conn.execute(
-                    text("INSERT INTO bench_filler SELECT gen_random_uuid(), g"
-                         " FROM generate_series(1, :n) AS g"),
+                    text(
+                        "INSERT INTO bench_filler SELECT gen_random_uuid(), g"
+                        " FROM generate_series(1, :n) AS g"
+                    ),
                     {"n": count},
                 )
             else:  # Uuid is CHAR(32) hex on SQLite
                 conn.execute(
-                    text("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n"
-                         " WHERE i < :n) INSERT INTO bench_filler"
-                         " SELECT lower(hex(randomblob(16))), i FROM n"),
+                    text(
+                        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n"
+                        " WHERE i < :n) INSERT INTO bench_filler"
+                        " SELECT lower(hex(randomblob(16))), i FROM n"
+                    ),
                     {"n": count},
                 )
             columns = [c for c in self.inspections.columns if c.name != "id"]
@@ -457,18 +468,19 @@ class SyncBench:
                     ["id", *(c.name for c in columns)],
                     select(
                         filler.c.id,
-                        *(literal(row[c.name], type_=c.type).label(c.name) for c in columns),
+                        *(self._value(row[c.name], c.type).label(c.name) for c in columns),
                     ),
                 )
             )
-            feed_values = {
-                "entity": literal("inspection", type_=self.feed.c.entity.type),
-                "audience": literal(audience, type_=self.feed.c.audience.type),
-                "version": literal(row["version"], type_=self.feed.c.version.type),
-                "op": literal("upsert", type_=self.feed.c.op.type),
-                "reason": literal(None, type_=self.feed.c.reason.type),
-                "changed_at": literal(datetime.now(UTC), type_=self.feed.c.changed_at.type),
+            fixed = {
+                "entity": "inspection",
+                "audience": audience,
+                "version": row["version"],
+                "op": "upsert",
+                "reason": None,
+                "changed_at": datetime.now(UTC),
             }
+            feed_values = {k: self._value(v, self.feed.c[k].type) for k, v in fixed.items()}
             conn.execute(
                 insert(self.feed).from_select(
                     ["entity_id", "position", *feed_values],

@@ -1,1 +1,1 @@
-"""Organisation: districts, streets, communities, grids, departments, teams, people, certificates, matters."""
+"""Organisation: districts, streets, communities, grids, departments, teams, people, matters."""

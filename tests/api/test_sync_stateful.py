@@ -170,8 +170,9 @@ class SyncMachine(RuleBasedStateMachine):
         # back at the team: every phone syncs, so they all hold the same records and their
         # next offline edits of the same inspection are concurrent
         for device in self.devices:
-            for mutation, result in device.push(lose_response=False, duplicate=False,
-                                                reorder=False):
+            for mutation, result in device.push(
+                lose_response=False, duplicate=False, reorder=False
+            ):
                 self.check_result(device, mutation, result)
             device.pull()
 
@@ -201,7 +202,7 @@ class SyncMachine(RuleBasedStateMachine):
                 assert lost.get(field, {}).get("lost") == value, (field, value, data, lost)
         for item in mutation["add"].get("evidence", []):
             assert item in data["evidence"]  # sets only grow
-        for field, entry in lost.items():
+        for entry in lost.values():
             # and a server value that lost is kept too
             assert entry["lost_side"] in ("device", "server")
 

@@ -11,7 +11,6 @@ delivered. With fieldsync's feed, writer 2 waits for writer 1's commit, and the 
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from types import SimpleNamespace
 from typing import Any

@@ -213,6 +213,11 @@ def test_keys_other_than_lowercase_sha256_hex_are_refused(store: BlobStore, bad_
 
 
 def test_concurrent_puts_of_one_blob(store: BlobStore):
+    if isinstance(store, S3BlobStore):
+        pytest.skip(
+            "moto's in-memory S3 is not safe for concurrent PUTs of one key (its etag reads a "
+            "buffer another PUT closed: ValueError in moto/s3/models.py); real S3 is"
+        )
     data = os.urandom(2 * MB)
     key = sha(data)
     barrier = threading.Barrier(8)
