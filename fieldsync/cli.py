@@ -27,3 +27,7 @@ def register_cli(app: Flask) -> None:
             accounts = load_demo(session, hasher=services.hasher)
         if not quiet:
             click.echo(format_accounts(accounts))
+
+    from fieldsync.jobs import register_cli as register_jobs_cli
+
+    register_jobs_cli(app)

@@ -436,3 +436,97 @@ _p(
     "The evidence belongs to an archived case: it never changes again.",
     "该证据属于已归档案件，不得再作任何更改。",
 )
+
+# --- uploads (tus) ----------------------------------------------------------------------------
+_p(
+    "upload.version_unsupported",
+    412,
+    "Send Tus-Resumable: 1.0.0 (the only tus version served).",
+    "请求须携带 Tus-Resumable: 1.0.0（服务器仅支持该 tus 版本）。",
+)
+_p("upload.not_found", 404, "No such upload.", "未找到该上传。")
+_p(
+    "upload.expired",
+    410,
+    "The upload expired before it was finished: start it again.",
+    "该上传在完成前已过期，请重新上传。",
+)
+_p(
+    "upload.failed",
+    410,
+    "The upload was refused ({error}): start a new one.",
+    "该上传已被拒收（{error}），请重新上传。",
+)
+_p(
+    "upload.invalid_metadata",
+    400,
+    "Upload-Metadata is invalid: {reason}.",
+    "Upload-Metadata 无效：{reason}。",
+)
+_p(
+    "upload.length_required",
+    400,
+    "Upload-Length is required: a non-negative whole number of bytes.",
+    "须提供 Upload-Length：非负整数字节数。",
+)
+_p(
+    "upload.length_exceeded",
+    413,
+    "The chunk goes past the declared length of {length} bytes.",
+    "本次数据超出了声明的文件长度 {length} 字节。",
+)
+_p(
+    "upload.offset_mismatch",
+    409,
+    "Upload-Offset is {got}; the server has {expected} bytes: resume from there.",
+    "Upload-Offset 为 {got}，服务器已收到 {expected} 字节，请从该位置续传。",
+)
+_p(
+    "upload.content_type",
+    415,
+    "Send the chunk as Content-Type: application/offset+octet-stream.",
+    "请以 Content-Type: application/offset+octet-stream 发送数据块。",
+)
+_p(
+    "upload.checksum_unsupported",
+    400,
+    "Upload-Checksum algorithm {algorithm} is not supported (sha1, sha256).",
+    "不支持 Upload-Checksum 算法 {algorithm}（支持 sha1、sha256）。",
+)
+_p(
+    "upload.checksum_mismatch",
+    460,
+    "The chunk does not match its Upload-Checksum: it was dropped, send it again.",
+    "数据块与 Upload-Checksum 不符，已丢弃，请重新发送。",
+)
+_p(
+    "upload.hash_mismatch",
+    422,
+    "The file's SHA-256 is not the declared one: it does not become evidence.",
+    "文件的 SHA-256 与声明值不符，不能作为证据。",
+)
+_p("evidence.not_found", 404, "No such evidence: {sha256}.", "未找到该证据：{sha256}。")
+_p(
+    "evidence.not_derived",
+    404,
+    "The {kind} of this evidence is not made yet: try again shortly.",
+    "该证据的{kind_zh}尚未生成，请稍后再试。",
+)
+_p(
+    "evidence.reason_required",
+    422,
+    "Rejecting evidence or asking for more needs a reason.",
+    "退回证据或要求补充证据须说明理由。",
+)
+_p(
+    "evidence.time_mismatch",
+    200,
+    "The photo's EXIF time {exif_time} is {minutes} minutes from the device's capture time {captured_at}.",
+    "照片 EXIF 拍摄时间 {exif_time} 与设备记录的拍摄时间 {captured_at} 相差 {minutes} 分钟。",
+)
+_p(
+    "evidence.position_mismatch",
+    200,
+    "The photo's EXIF position is {distance_m} m from the location of {entity} {id}.",
+    "照片 EXIF 位置与{entity_zh} {id} 的地点相距 {distance_m} 米。",
+)

@@ -2,7 +2,7 @@
 
 from fieldsync.cases import guard  # noqa: F401  (archive immutability on every flush)
 from fieldsync.cases.models import Case, CaseNumberCounter, CaseOfficer
-from fieldsync.evidence.models import CustodyEvent, Evidence
+from fieldsync.evidence.models import CustodyEvent, Evidence, EvidenceLink, Upload
 from fieldsync.identity.models import Device
 from fieldsync.inspections.models import Inspection, Report
 from fieldsync.org.models import (
@@ -35,6 +35,7 @@ __all__ = [
     "DeviceSyncState",
     "Event",
     "Evidence",
+    "EvidenceLink",
     "FeedCounter",
     "FeedEntry",
     "Inspection",
@@ -51,4 +52,5 @@ __all__ = [
     "PersonRole",
     "Street",
     "Team",
+    "Upload",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +29,12 @@ def pytest_report_header(config: Any) -> str:
     return f"fieldsync test database: {BACKEND}"
 
 
-@pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A database of this run's own, created here and dropped at the end."""
+@contextmanager
+def own_database(directory: Path) -> Iterator[str]:
+    """A new empty database on this run's backend, dropped afterwards (PostgreSQL) or left in
+    `directory` (SQLite)."""
     if BACKEND == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'fieldsync.db'}"
+        yield f"sqlite:///{directory / f'fieldsync-{uuid.uuid4().hex[:8]}.db'}"
         return
     if BACKEND != "postgresql":
         raise pytest.UsageError(f"FIELDSYNC_TEST_DB must be sqlite or postgresql, not {BACKEND}")
@@ -46,6 +48,13 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A database of this run's own, created here and dropped at the end."""
+    with own_database(tmp_path_factory.mktemp("db")) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,7 @@ from fieldsync.clock import utcnow
 from fieldsync.config import Config
 from fieldsync.db import make_engine, make_sessionmaker
 from fieldsync.errors import CATALOGUE, DomainError
+from fieldsync.evidence.blobstore import blobstore_from_url
 from fieldsync.identity.service import authenticate, password_hasher, touch_device
 
 PROTOCOL_VERSION = 1
@@ -95,6 +96,7 @@ def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
             time_cost=config.password_time_cost, memory_kib=config.password_memory_kib
         ),
     )
+    services.extras["blobstore"] = blobstore_from_url(config.blobstore_url, config.data_dir)
     app.extensions["fieldsync"] = services
 
     api = FieldsyncApi(app)
@@ -105,13 +107,26 @@ def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
     from fieldsync.cli import register_cli
 
     register_cli(app)
+    from fieldsync.jobs import start_scheduler_when_serving
+
+    start_scheduler_when_serving(services)
     return app
 
 
 def _register_blueprints(api: Api) -> None:
-    from fieldsync.api import cases, health, identity, inspections, org, rules, sync
+    from fieldsync.api import (
+        cases,
+        evidence,
+        health,
+        identity,
+        inspections,
+        org,
+        rules,
+        sync,
+        uploads,
+    )
 
-    for module in (health, identity, org, sync, inspections, cases, rules):
+    for module in (health, identity, org, sync, inspections, cases, rules, uploads, evidence):
         api.register_blueprint(module.blp, url_prefix="/api/v1")
 
 

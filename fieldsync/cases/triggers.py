@@ -1,12 +1,13 @@
 """Database triggers refusing UPDATE and DELETE of archived cases and sealed inspections, on
-SQLite and PostgreSQL. Created by the migration `*_archive_triggers.py`, and on
+SQLite and PostgreSQL. Created by the migration `*_archive_triggers.py` (and made again by
+migrations that add columns to `inspections`: on SQLite the trigger names every column), and on
 `metadata.create_all` through the tables' after_create events (see register_ddl)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import DDL, Table, event, text
+from sqlalchemy import DDL, Table, event, inspect, text
 
 # what may still change on a sealed inspection: the mirror of its other cases' states (a
 # sibling case goes on through its own lifecycle), with the version that carries it to devices
@@ -88,23 +89,26 @@ _DROP = {
 }
 
 
-def _inspection_columns() -> list[str]:
+def _model_columns() -> list[str]:
     from fieldsync.inspections.models import Inspection
 
     return [c.name for c in Inspection.__table__.columns]
 
 
-def statements(dialect: str) -> list[str]:
+def statements(dialect: str, inspection_columns: list[str]) -> list[str]:
     if dialect == "postgresql":
         return _postgresql()
     if dialect == "sqlite":
-        return _sqlite(_inspection_columns())
+        return _sqlite(inspection_columns)
     raise ValueError(f"no archive triggers for {dialect}")
 
 
 def create_triggers(conn: Any) -> None:
-    """Create the triggers on a connection (a migration's op.get_bind(), or a test's)."""
-    for sql in statements(conn.dialect.name):
+    """Create the triggers on a connection (a migration's op.get_bind(), or a test's), over the
+    columns `inspections` has in that database: a migration runs against the schema of its own
+    revision, not against today's models."""
+    columns = [c["name"] for c in inspect(conn).get_columns("inspections")]
+    for sql in statements(conn.dialect.name, columns):
         conn.execute(text(sql))
 
 
@@ -116,5 +120,5 @@ def drop_triggers(conn: Any) -> None:
 def register_ddl(cases: Table) -> None:
     """Create the triggers after `cases` (created after `inspections`) on create_all."""
     for dialect in ("postgresql", "sqlite"):
-        for sql in statements(dialect):
+        for sql in statements(dialect, _model_columns()):
             event.listen(cases, "after_create", DDL(sql).execute_if(dialect=dialect))

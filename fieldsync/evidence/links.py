@@ -1,13 +1,19 @@
-"""Records name evidence by hash before or after the bytes arrive: what is still missing."""
+"""Records name evidence by hash before or after the bytes arrive: what is still missing, which
+records name a hash, and carrying verification and review back to those records (and so, on
+their next pull, to the devices)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from fieldsync.evidence.models import Evidence
+from fieldsync.clock import isoformat
+from fieldsync.evidence.models import Evidence, EvidenceLink
 
 
 def missing(session: Session, hashes: Iterable[str]) -> list[str]:
@@ -17,3 +23,91 @@ def missing(session: Session, hashes: Iterable[str]) -> list[str]:
         return []
     have = set(session.scalars(select(Evidence.sha256).where(Evidence.sha256.in_(wanted))))
     return [h for h in wanted if h not in have]
+
+
+def sync_links(session: Session, record: Any) -> None:
+    """Make `evidence_links` say exactly which hashes `record` names.
+
+    Core statements, not ORM objects: they take effect at once (a second mutation of the same
+    record in one push sees the first one's links) and never trigger a flush, which would bump
+    the record's version a second time.
+    """
+    entity = record.__sync_entity__
+    hashes = sorted(set(record.evidence or []))
+    with session.no_autoflush:
+        stmt = delete(EvidenceLink).where(
+            EvidenceLink.entity == entity, EvidenceLink.entity_id == record.id
+        )
+        if hashes:
+            stmt = stmt.where(EvidenceLink.sha256.not_in(hashes))
+        session.execute(stmt)
+        if not hashes:
+            return
+        dialect = session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        session.execute(
+            insert(EvidenceLink)
+            .values([{"sha256": h, "entity": entity, "entity_id": record.id} for h in hashes])
+            .on_conflict_do_nothing()
+        )
+
+
+def linked_records(session: Session, sha256: str, *, street_id: Any) -> list[Any]:
+    """The street's live inspections and reports that name `sha256`, sealed ones included."""
+    from fieldsync.inspections.models import Inspection, Report
+
+    records: list[Any] = []
+    for model in (Inspection, Report):
+        ids = select(EvidenceLink.entity_id).where(
+            EvidenceLink.sha256 == sha256, EvidenceLink.entity == model.__sync_entity__
+        )
+        records.extend(
+            session.scalars(
+                select(model)
+                .where(
+                    model.id.in_(ids),
+                    model.street_id == street_id,
+                    model.deleted_at.is_(None),
+                )
+                .order_by(model.id)
+            )
+        )
+    return records
+
+
+def _writable(record: Any) -> bool:
+    # a sealed inspection never changes again (留存备查): not even its server fields
+    return getattr(record, "sealed_at", None) is None
+
+
+def evidence_arrived(session: Session, evidence: Evidence, *, now: datetime) -> list[Any]:
+    """Recompute `evidence_missing` of every record naming the new evidence. The feed hooks bump
+    their versions on flush, so devices see the change on their next pull."""
+    changed = []
+    for record in linked_records(session, evidence.sha256, street_id=evidence.street_id):
+        if not _writable(record):
+            continue
+        still = missing(session, record.evidence or [])  # autoflush: the new row counts
+        if still != list(record.evidence_missing or []):
+            record.evidence_missing = still
+            record.updated_at = now
+            changed.append(record)
+    return changed
+
+
+def evidence_reviewed(session: Session, evidence: Evidence, *, now: datetime) -> list[Any]:
+    """Put the evidence's review into `evidence_review` of every record naming it."""
+    summary = {
+        "state": evidence.review_state,
+        "reason": evidence.review_note,
+        "at": isoformat(evidence.reviewed_at),
+    }
+    changed = []
+    for record in linked_records(session, evidence.sha256, street_id=evidence.street_id):
+        if not _writable(record):
+            continue
+        # a new dict, so that the JSON column registers the change
+        record.evidence_review = {**(record.evidence_review or {}), evidence.sha256: summary}
+        record.updated_at = now
+        changed.append(record)
+    return changed

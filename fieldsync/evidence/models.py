@@ -1,4 +1,5 @@
-"""Evidence tables: one row per photo (keyed by its SHA-256), its derivatives and custody log."""
+"""Evidence tables: one row per photo (keyed by its SHA-256), its custody log, the records that
+name it, and the tus uploads that bring its bytes."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fieldsync.clock import utcnow
@@ -62,3 +63,37 @@ class CustodyEvent(Base):
     device_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("devices.id"))
     remote_addr: Mapped[str | None] = mapped_column(String(64))
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class EvidenceLink(Base):
+    """A synced record (inspection, report) naming evidence by hash, kept beside the record's own
+    `evidence` list so that verification and review find the records without scanning JSON."""
+
+    __tablename__ = "evidence_links"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    entity: Mapped[str] = mapped_column(String(32), primary_key=True)
+    entity_id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True, index=True)
+
+
+class Upload(Base):
+    """A tus upload (断点续传) in progress, finished or refused. The bytes received so far sit in
+    `<data_dir>/uploads/<id>.part`; `offset` here is the truth, the file is cut back to it."""
+
+    __tablename__ = "uploads"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("people.id"), index=True)
+    device_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("devices.id"))
+    street_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("streets.id"))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)  # declared, lowercase hex
+    length: Mapped[int] = mapped_column(BigInteger)
+    offset: Mapped[int] = mapped_column(BigInteger, default=0)
+    # decoded Upload-Metadata (filename already reduced to a bare name)
+    meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # receiving | complete | failed
+    state: Mapped[str] = mapped_column(String(16), default="receiving", index=True)
+    error: Mapped[str | None] = mapped_column(String(64))
+    deduplicated: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    completed_at: Mapped[datetime | None]

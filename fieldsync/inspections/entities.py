@@ -134,6 +134,7 @@ def _common(record: Inspection | Report) -> dict[str, Any]:
         "status": record.status,
         "flags": record.flags,
         "evidence_missing": record.evidence_missing,
+        "evidence_review": record.evidence_review or {},
         "submitted_at": isoformat(record.submitted_at),
         "created_at": isoformat(record.created_at),
         "updated_at": isoformat(record.updated_at),
@@ -330,9 +331,10 @@ def _submit_report(ctx: ActionContext, record: Report, mutation: Mapping[str, An
 
 
 def _after_change(ctx: ActionContext, record: Inspection | Report) -> None:
-    from fieldsync.evidence.links import missing
+    from fieldsync.evidence.links import missing, sync_links
 
     record.evidence_missing = missing(ctx.session, record.evidence or [])
+    sync_links(ctx.session, record)
 
 
 def _after_inspection_change(ctx: ActionContext, record: Inspection) -> None:

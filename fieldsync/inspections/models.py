@@ -54,6 +54,8 @@ class Inspection(FieldClocks, Synced, Base):
     decisions: Mapped[list[Any]] = mapped_column(default=list)
     flags: Mapped[list[Any]] = mapped_column(default=list)
     evidence_missing: Mapped[list[Any]] = mapped_column(default=list)
+    # {sha256: {state, reason, at}}: the back office's review of each photo (reaches the device)
+    evidence_review: Mapped[dict[str, Any] | None] = mapped_column(default=dict)
     cases: Mapped[list[Any]] = mapped_column(default=list)
     review_state: Mapped[str | None] = mapped_column(String(24), index=True)
     review: Mapped[dict[str, Any] | None]
@@ -90,6 +92,8 @@ class Report(FieldClocks, Synced, Base):
     status: Mapped[str] = mapped_column(String(16), default="draft", index=True)
     flags: Mapped[list[Any]] = mapped_column(default=list)
     evidence_missing: Mapped[list[Any]] = mapped_column(default=list)
+    # {sha256: {state, reason, at}}: the back office's review of each photo (reaches the device)
+    evidence_review: Mapped[dict[str, Any] | None] = mapped_column(default=dict)
     submitted_at: Mapped[datetime | None]
 
     def sync_audiences(self) -> list[str]:

@@ -1,0 +1,438 @@
+"""tus 1.0.0 uploads (断点续传) as plain services: create, append a chunk, finish, terminate,
+expire. No HTTP here: the API maps headers in and out (fieldsync.api.uploads).
+
+The upload row's `offset` is the truth; the part file `<data_dir>/uploads/<id>.part` is cut back
+to it before every append, so bytes of a chunk whose transaction never committed are dropped.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
+
+from fieldsync.config import Config
+from fieldsync.errors import DomainError
+from fieldsync.evidence import service
+from fieldsync.evidence.blobstore import BlobStore
+from fieldsync.evidence.hashing import (
+    CHUNK_SIZE,
+    SUPPORTED_ALGORITHMS,
+    StreamingHasher,
+    is_sha256_hex,
+    sha256_file,
+)
+from fieldsync.evidence.models import Evidence, Upload
+
+TUS_VERSION = "1.0.0"
+TUS_EXTENSIONS = "creation,creation-with-upload,checksum,termination,expiration"
+CHECKSUM_ALGORITHMS = "sha1,sha256"
+OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
+
+RECEIVING, COMPLETE, FAILED = "receiving", "complete", "failed"
+_METADATA_MAX = 4096
+_ORPHAN_GRACE = timedelta(hours=1)
+
+
+class UploadRefused(Exception):
+    """The finished bytes cannot become evidence. The part file is already gone; the caller rolls
+    back its transaction, records the refusal (mark_failed) in a new one, and reports `error`."""
+
+    def __init__(self, upload_id: uuid.UUID, error: DomainError) -> None:
+        super().__init__(error.code)
+        self.upload_id = upload_id
+        self.error = error
+
+
+# --- after-commit actions -------------------------------------------------------------------
+
+_AFTER_COMMIT = "fieldsync.evidence.after_commit"
+
+
+def after_commit(session: Session, action: Callable[[], None]) -> None:
+    """Run `action` once the session's transaction commits; forget it on rollback (files are
+    deleted only when the rows that name them are gone for good)."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(action)
+
+
+@event.listens_for(Session, "after_commit")
+def _run_after_commit(session: Session) -> None:
+    for action in session.info.pop(_AFTER_COMMIT, []):
+        action()
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_after_commit(session: Session) -> None:
+    session.info.pop(_AFTER_COMMIT, None)
+
+
+# --- parsing headers ------------------------------------------------------------------------
+
+
+def uploads_dir(config: Config) -> Path:
+    return Path(config.data_dir) / "uploads"
+
+
+def part_path(config: Config, upload_id: uuid.UUID) -> Path:
+    # named by our own id only: nothing the client sends ever becomes part of a path
+    return uploads_dir(config) / f"{upload_id}.part"
+
+
+def parse_metadata(header: str | None) -> dict[str, str]:
+    """Upload-Metadata: `key base64value` pairs separated by commas (the value may be absent)."""
+    if not header:
+        return {}
+    if len(header) > _METADATA_MAX:
+        raise DomainError("upload.invalid_metadata", reason="too long")
+    pairs: dict[str, str] = {}
+    for item in header.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        key, _, encoded = item.partition(" ")
+        if not key or not key.isascii() or key in pairs:
+            raise DomainError("upload.invalid_metadata", reason=f"bad or repeated key {key!r}")
+        try:
+            pairs[key] = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            raise DomainError("upload.invalid_metadata", reason=f"{key} is not base64") from None
+    return pairs
+
+
+def clean_filename(name: str | None) -> str | None:
+    """The bare file name a phone sent, for display only: `../`, `..\\`, directories and control
+    characters removed. It is never used as a path."""
+    if not name:
+        return None
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    base = "".join(ch for ch in base if ch.isprintable()).strip()
+    if base in ("", ".", ".."):
+        return None
+    return base[:255]
+
+
+def clean_metadata(pairs: dict[str, str]) -> dict[str, Any]:
+    """The metadata we keep: sha256 (required), filename, content_type, inspection_id,
+    captured_at. tus-js-client/Uppy spellings (`name`, `filetype`) are understood too."""
+    sha256 = (pairs.get("sha256") or "").strip().lower()
+    if not is_sha256_hex(sha256):
+        raise DomainError("upload.invalid_metadata", reason="sha256 must be 64 hex digits")
+    meta: dict[str, Any] = {"sha256": sha256}
+    filename = clean_filename(pairs.get("filename") or pairs.get("name"))
+    if filename:
+        meta["filename"] = filename
+    content_type = (pairs.get("content_type") or pairs.get("filetype") or "").strip()
+    if content_type:
+        meta["content_type"] = content_type[:100]  # what the phone says; the bytes decide
+    if pairs.get("inspection_id"):
+        try:
+            meta["inspection_id"] = str(uuid.UUID(pairs["inspection_id"].strip()))
+        except ValueError:
+            raise DomainError(
+                "upload.invalid_metadata", reason="inspection_id is not a UUID"
+            ) from None
+    if pairs.get("captured_at"):
+        meta["captured_at"] = _rfc3339(pairs["captured_at"])
+    return meta
+
+
+def _rfc3339(value: str) -> str:
+    from fieldsync.clock import isoformat
+
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        raise DomainError("upload.invalid_metadata", reason="captured_at is not RFC 3339 UTC")
+    return isoformat(parsed) or ""
+
+
+def parse_checksum(header: str | None) -> tuple[str, bytes] | None:
+    """Upload-Checksum: `<algorithm> <base64 digest>`."""
+    if not header:
+        return None
+    algorithm, _, encoded = header.strip().partition(" ")
+    algorithm = algorithm.lower()
+    if algorithm not in SUPPORTED_ALGORITHMS:
+        raise DomainError("upload.checksum_unsupported", algorithm=algorithm[:20])
+    try:
+        return algorithm, base64.b64decode(encoded.strip(), validate=True)
+    except binascii.Error:
+        raise DomainError("request.bad_request") from None
+
+
+def parse_length(value: str | None) -> int:
+    if value is None or not value.strip().isdigit():
+        raise DomainError("upload.length_required")
+    return int(value)
+
+
+# --- the services -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every upload service needs beside the session."""
+
+    config: Config
+    store: BlobStore
+    actor: service.Actor
+    now: datetime
+
+
+def create(
+    session: Session,
+    ctx: Context,
+    *,
+    length: int,
+    metadata: dict[str, Any],
+    upload_id: uuid.UUID | None = None,
+) -> Upload:
+    """A new upload (tus creation). The same hash already held as evidence gives an upload that
+    is complete at once: the phone sends no byte twice."""
+    if length > ctx.config.upload_max_bytes:
+        raise DomainError("evidence.too_large", size=length, limit=ctx.config.upload_max_bytes)
+    upload = Upload(
+        id=upload_id or uuid.uuid4(),
+        owner_id=ctx.actor.person_id,
+        device_id=ctx.actor.device_id,
+        street_id=ctx.actor.street_id,
+        sha256=metadata["sha256"],
+        length=length,
+        offset=0,
+        meta=metadata,
+        state=RECEIVING,
+        created_at=ctx.now,
+        updated_at=ctx.now,
+        expires_at=ctx.now + timedelta(hours=ctx.config.upload_expiry_hours),
+    )
+    existing = session.get(Evidence, upload.sha256)
+    if existing is not None:
+        if existing.size != length:  # bytes of another length cannot have that hash
+            raise DomainError("upload.hash_mismatch")
+        _complete(upload, ctx.now, deduplicated=True)
+        session.add(upload)
+        service.add_custody(
+            session,
+            existing.sha256,
+            "uploaded",
+            ctx.actor,
+            at=ctx.now,
+            details={"upload_id": str(upload.id), "deduplicated": True, "bytes_received": 0},
+        )
+        return upload
+    session.add(upload)
+    path = part_path(ctx.config, upload.id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "xb") as f:
+        os.fsync(f.fileno())
+    # a creation that does not commit leaves no file behind
+    session.info.setdefault(_ON_ROLLBACK, []).append(lambda: path.unlink(missing_ok=True))
+    if length == 0:
+        finish(session, ctx, upload)  # refuses: an empty file is never evidence
+    return upload
+
+
+_ON_ROLLBACK = "fieldsync.evidence.on_rollback"
+
+
+@event.listens_for(Session, "after_rollback")
+def _run_on_rollback(session: Session) -> None:
+    for action in session.info.pop(_ON_ROLLBACK, []):
+        action()
+
+
+@event.listens_for(Session, "after_commit")
+def _forget_on_rollback(session: Session) -> None:
+    session.info.pop(_ON_ROLLBACK, None)
+
+
+def get(
+    session: Session,
+    ctx: Context,
+    upload_id: uuid.UUID,
+    *,
+    for_update: bool = False,
+    include_failed: bool = False,
+) -> Upload:
+    """The caller's own upload; another person's is 404 as if it did not exist. An expired one
+    is 410, and so is a refused one unless `include_failed` (to say why, or to delete it)."""
+    stmt = select(Upload).where(Upload.id == upload_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    upload = session.scalar(stmt)
+    if upload is None or upload.owner_id != ctx.actor.person_id:
+        raise DomainError("upload.not_found")
+    if upload.state == FAILED and not include_failed:
+        raise DomainError("upload.failed", error=upload.error or "")
+    if upload.state == RECEIVING and upload.expires_at <= ctx.now:
+        raise DomainError("upload.expired")
+    return upload
+
+
+def append(
+    session: Session,
+    ctx: Context,
+    upload: Upload,
+    *,
+    offset: int,
+    body: BinaryIO,
+    checksum: tuple[str, bytes] | None,
+) -> Upload:
+    """Append one chunk (tus PATCH) at `offset`; the last byte finishes the upload.
+
+    A wrong offset is refused before the body is read (409). A chunk that does not match its
+    checksum (460), runs past the declared length (413) or breaks off is dropped whole: the
+    file is cut back and the offset does not move.
+    """
+    if offset != upload.offset:
+        raise DomainError("upload.offset_mismatch", expected=upload.offset, got=offset)
+    if upload.state == COMPLETE:
+        if body.read(1):
+            raise DomainError("upload.length_exceeded", length=upload.length)
+        return upload
+    path = part_path(ctx.config, upload.id)
+    received = _receive(path, upload, body, checksum)
+    if received:
+        upload.offset += received
+        upload.updated_at = ctx.now
+        # expiration slides with progress: a phone on a bad network may take days
+        upload.expires_at = ctx.now + timedelta(hours=ctx.config.upload_expiry_hours)
+    if upload.offset == upload.length:
+        finish(session, ctx, upload)
+    return upload
+
+
+def _receive(path: Path, upload: Upload, body: BinaryIO, checksum: tuple[str, bytes] | None) -> int:
+    remaining = upload.length - upload.offset
+    hasher = StreamingHasher(checksum[0]) if checksum else None
+    try:
+        f = open(path, "r+b")
+    except FileNotFoundError:
+        raise DomainError("upload.expired") from None  # removed by the expiry job meanwhile
+    with f:
+        f.truncate(upload.offset)  # bytes of a chunk that never committed
+        f.seek(upload.offset)
+        received = 0
+        try:
+            while block := body.read(min(CHUNK_SIZE, remaining - received + 1)):
+                received += len(block)
+                if received > remaining:
+                    raise DomainError("upload.length_exceeded", length=upload.length)
+                if hasher:
+                    hasher.update(block)
+                f.write(block)
+            if checksum and hasher and hasher.digest() != checksum[1]:
+                raise DomainError("upload.checksum_mismatch")
+            f.flush()
+            os.fsync(f.fileno())
+        except BaseException:
+            f.truncate(upload.offset)
+            raise
+    return received
+
+
+def finish(session: Session, ctx: Context, upload: Upload) -> Evidence:
+    """The last byte arrived: verify the hash, validate the image, store the original and
+    record the evidence. On refusal the part file is deleted and UploadRefused raised."""
+    path = part_path(ctx.config, upload.id)
+    try:
+        actual = sha256_file(path)
+        if actual != upload.sha256:
+            raise DomainError("upload.hash_mismatch")
+        from fieldsync.evidence.imaging import inspect_image
+
+        facts = inspect_image(
+            path,
+            max_pixels=ctx.config.image_max_pixels,
+            max_bytes=ctx.config.upload_max_bytes,
+        )
+    except DomainError as error:
+        path.unlink(missing_ok=True)
+        raise UploadRefused(upload.id, error) from error
+
+    ctx.store.put_file(upload.sha256, path)  # verifies the hash again while copying
+    evidence, created = service.record_verified(
+        session, upload=upload, facts=facts, actor=ctx.actor, now=ctx.now, config=ctx.config
+    )
+    _complete(upload, ctx.now, deduplicated=not created)
+    after_commit(session, lambda: path.unlink(missing_ok=True))
+    return evidence
+
+
+def _complete(upload: Upload, now: datetime, *, deduplicated: bool) -> None:
+    upload.state = COMPLETE
+    upload.offset = upload.length
+    upload.deduplicated = deduplicated
+    upload.completed_at = now
+    upload.updated_at = now
+
+
+def mark_failed(session: Session, ctx: Context, upload_id: uuid.UUID, code: str) -> None:
+    """Record a refusal (in its own transaction: the request's one is rolled back)."""
+    upload = session.get(Upload, upload_id)
+    if upload is None:
+        return
+    upload.state = FAILED
+    upload.error = code
+    upload.updated_at = ctx.now
+    part_path(ctx.config, upload_id).unlink(missing_ok=True)
+
+
+def terminate(session: Session, ctx: Context, upload: Upload) -> None:
+    """tus termination: the upload and its bytes go (a finished one's evidence stays)."""
+    path = part_path(ctx.config, upload.id)
+    session.delete(upload)
+    after_commit(session, lambda: path.unlink(missing_ok=True))
+
+
+def expire(session: Session, *, config: Config, now: datetime) -> int:
+    """Remove unfinished uploads past their expiry and refused ones, with their part files; and
+    part files no row names (a crash between writing and committing). Returns rows removed."""
+    # skip_locked: every server process runs this job; each row is removed by one of them
+    stale = list(
+        session.scalars(
+            select(Upload)
+            .where(Upload.state != COMPLETE, Upload.expires_at <= now)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    paths = [part_path(config, u.id) for u in stale]
+    for upload in stale:
+        session.delete(upload)
+
+    live = {str(i) for i in session.scalars(select(Upload.id).where(Upload.state == RECEIVING))}
+    live -= {str(u.id) for u in stale}
+
+    def remove_files() -> None:
+        for path in paths:
+            path.unlink(missing_ok=True)
+        _remove_orphans(live, config, now)
+
+    after_commit(session, remove_files)
+    return len(stale)
+
+
+def _remove_orphans(known: set[str], config: Config, now: datetime) -> None:
+    directory = uploads_dir(config)
+    if not directory.is_dir():
+        return
+    cutoff = (now - _ORPHAN_GRACE).timestamp()
+    for path in directory.glob("*.part"):
+        if path.stem in known:
+            continue
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+        except FileNotFoundError:
+            continue

@@ -1,0 +1,117 @@
+"""Scheduled jobs (APScheduler 3): evidence derivatives and upload expiry. Each job is a plain
+function over the app's Services, so tests and `flask --app fieldsync run-jobs` call them too;
+each owns its transactions."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+from fieldsync.clock import utcnow
+from fieldsync.evidence.blobstore import BlobStore, blobstore_from_url
+
+log = logging.getLogger(__name__)
+
+DERIVATIVES_JOB = "evidence.derivatives"
+EXPIRY_JOB = "uploads.expire"
+DERIVATIVES_EVERY_SECONDS = 30
+EXPIRY_EVERY_MINUTES = 15
+
+
+def blobstore(services: Any) -> BlobStore:
+    """The one BlobStore of this process, made on first use from the configuration."""
+    store = services.extras.get("blobstore")
+    if store is None:
+        store = blobstore_from_url(services.config.blobstore_url, services.config.data_dir)
+        services.extras["blobstore"] = store
+    return store
+
+
+def make_derivatives(services: Any, *, limit: int = 50) -> int:
+    """Thumbnails and GPS-free display copies for evidence that has none yet."""
+    from fieldsync.evidence.derivatives import make_derivatives as derive
+
+    return derive(
+        services.sessionmaker, store=blobstore(services), config=services.config, limit=limit
+    )
+
+
+def expire_uploads(services: Any, *, now: datetime | None = None) -> int:
+    """Remove unfinished uploads past their Upload-Expires, refused ones, and stray part files."""
+    from fieldsync.evidence.uploads import expire
+
+    with services.sessionmaker() as session, session.begin():
+        return expire(session, config=services.config, now=now or utcnow())
+
+
+def run_all(services: Any, *, now: datetime | None = None) -> dict[str, int]:
+    return {
+        EXPIRY_JOB: expire_uploads(services, now=now),
+        DERIVATIVES_JOB: make_derivatives(services),
+    }
+
+
+def _guarded(job: Any, services: Any) -> None:
+    try:
+        job(services)
+    except Exception:  # a failing run must not stop the schedule; the next run retries
+        log.exception("scheduled job %s failed", getattr(job, "__name__", job))
+
+
+def start_scheduler(services: Any) -> Any:
+    """A background scheduler in this process (each server process runs its own: the jobs are
+    safe to run concurrently)."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    scheduler = BackgroundScheduler(
+        timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1}
+    )
+    scheduler.add_job(
+        _guarded,
+        "interval",
+        seconds=DERIVATIVES_EVERY_SECONDS,
+        id=DERIVATIVES_JOB,
+        args=[make_derivatives, services],
+        next_run_time=datetime.now(UTC),
+    )
+    scheduler.add_job(
+        _guarded,
+        "interval",
+        minutes=EXPIRY_EVERY_MINUTES,
+        id=EXPIRY_JOB,
+        args=[expire_uploads, services],
+        next_run_time=datetime.now(UTC),
+    )
+    scheduler.start()
+    services.extras["scheduler"] = scheduler
+    atexit.register(lambda: scheduler.shutdown(wait=False) if scheduler.running else None)
+    return scheduler
+
+
+def start_scheduler_when_serving(services: Any) -> Any:
+    """Start the scheduler in a server process (gunicorn worker): not under tests, not when
+    FIELDSYNC_RUN_SCHEDULER=0, and not for a `flask ...` command (migrate, run-jobs: a command
+    does its work itself and exits)."""
+    config = services.config
+    if not config.run_scheduler or config.testing or click.get_current_context(silent=True):
+        return None
+    return start_scheduler(services)
+
+
+def wake_derivatives(services: Any) -> None:
+    """Run the derivatives job now rather than at its next interval (after a verified upload)."""
+    scheduler = services.extras.get("scheduler")
+    if scheduler is not None and scheduler.running:
+        scheduler.modify_job(DERIVATIVES_JOB, next_run_time=datetime.now(UTC))
+
+
+def register_cli(app: Any) -> None:
+    @app.cli.command("run-jobs")
+    def run_jobs_command() -> None:
+        """Run the scheduled jobs once: upload expiry, then evidence derivatives."""
+        for name, count in run_all(app.extensions["fieldsync"]).items():
+            click.echo(f"{name}: {count}")
