@@ -35,9 +35,6 @@ class Config:
     upload_max_bytes: int = field(
         default_factory=lambda: int(_env("UPLOAD_MAX_BYTES", str(50 << 20)))
     )
-    upload_chunk_max_bytes: int = field(
-        default_factory=lambda: int(_env("UPLOAD_CHUNK_MAX_BYTES", str(8 << 20)))
-    )
     upload_expiry_hours: int = field(default_factory=lambda: int(_env("UPLOAD_EXPIRY_HOURS", "72")))
     image_max_pixels: int = field(
         default_factory=lambda: int(_env("IMAGE_MAX_PIXELS", str(80_000_000)))

@@ -452,6 +452,12 @@ _p(
     "该上传在完成前已过期，请重新上传。",
 )
 _p(
+    "upload.part_missing",
+    410,
+    "This server does not hold the bytes received so far for this upload: start it again.",
+    "本服务器上没有该上传已接收的数据，请重新上传。",
+)
+_p(
     "upload.failed",
     410,
     "The upload was refused ({error}): start a new one.",

@@ -169,7 +169,8 @@ class EvidenceOriginal(MethodView):
         evidence = service.get_evidence(session, sha256, actor, whole_street=True)
         if not service.may_download_original(actor, evidence):
             raise DomainError("auth.forbidden")
-        service.record_view(session, evidence, actor, action="downloaded", now=utcnow())
+        if request.method != "HEAD":  # a HEAD transfers no byte of the original
+            service.record_view(session, evidence, actor, action="downloaded", now=utcnow())
         name = f"{evidence.sha256}{_EXTENSIONS.get(evidence.content_type, '')}"
         disposition = f'attachment; filename="{name}"'
         if evidence.filename:
@@ -188,7 +189,7 @@ def _derivative(sha256: str, kind: str) -> Response:
     digest = evidence.thumbnail_sha256 if kind == "thumbnail" else evidence.display_sha256
     if not digest:
         raise DomainError("evidence.not_derived", kind=kind, kind_zh=_KIND_ZH[kind])
-    if kind == "display":
+    if kind == "display" and request.method != "HEAD":
         service.record_view(session, evidence, actor, action="viewed", now=utcnow(), what=kind)
     return _blob(
         digest,

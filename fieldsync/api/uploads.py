@@ -65,10 +65,27 @@ def _progress_headers(upload: Upload) -> dict[str, str]:
     return headers
 
 
-def _body_chunk() -> Any:
-    """The request body as a stream, limited to one chunk (not the JSON body limit)."""
-    request.max_content_length = config().upload_chunk_max_bytes
-    return request.stream
+def _received(ctx: uploads.Context, *, length: int, offset: int) -> Any:
+    """The request body, received with no transaction open.
+
+    A PATCH (or a creation with its first chunk) is two transactions, by design and only here:
+    the authentication (and the upload's lookup) commits before the phone's bytes are read, so
+    that a slow network holds up no other request — SQLite has a single writer — and the bytes
+    are then appended in a short transaction of their own, which the edge commits.
+    """
+    if (request.content_length or 0) > length - offset:  # refused before a byte is read
+        raise DomainError("upload.length_exceeded", length=length)
+    db().commit()
+    # a chunk may be as large as the rest of the upload (tuspy sends a whole file by default),
+    # not only as large as a JSON body; received_chunk stops at the upload's length
+    request.max_content_length = ctx.config.upload_max_bytes + 1
+    return uploads.received_chunk(
+        ctx.config,
+        request.stream,
+        length=length,
+        offset=offset,
+        checksum=uploads.parse_checksum(request.headers.get("Upload-Checksum")),
+    )
 
 
 def _refused(ctx: uploads.Context, refusal: uploads.UploadRefused) -> DomainError:
@@ -139,16 +156,18 @@ class Uploads(MethodView):
         metadata = uploads.clean_metadata(
             uploads.parse_metadata(request.headers.get("Upload-Metadata"))
         )
-        with_body = request.mimetype == uploads.OFFSET_CONTENT_TYPE
-        checksum = uploads.parse_checksum(request.headers.get("Upload-Checksum"))
         ctx = _context()
+        uploads.check_length(ctx.config, length)
         session = db()
         try:
-            upload = uploads.create(session, ctx, length=length, metadata=metadata)
-            if with_body and upload.state == uploads.RECEIVING:
-                upload = uploads.append(
-                    session, ctx, upload, offset=0, body=_body_chunk(), checksum=checksum
-                )
+            if request.mimetype == uploads.OFFSET_CONTENT_TYPE:
+                with _received(ctx, length=length, offset=0) as chunk:
+                    upload = uploads.create(session, ctx, length=length, metadata=metadata)
+                    if upload.state == uploads.RECEIVING:
+                        upload = uploads.append(session, ctx, upload, offset=0, chunk=chunk)
+            else:
+                uploads.parse_checksum(request.headers.get("Upload-Checksum"))
+                upload = uploads.create(session, ctx, length=length, metadata=metadata)
         except uploads.UploadRefused as refusal:
             raise _refused(ctx, refusal) from None
         _after_verified(upload)
@@ -191,23 +210,17 @@ class UploadItem(MethodView):
         """Append a chunk at Upload-Offset; the last byte verifies the whole file."""
         ctx = _context()
         session = db()
-        upload = uploads.get(session, ctx, upload_id, for_update=True)
+        upload = uploads.get(session, ctx, upload_id)
         _tus_version()
         if request.mimetype != uploads.OFFSET_CONTENT_TYPE:
             raise DomainError("upload.content_type")
-        offset_header = request.headers.get("Upload-Offset", "")
-        if not offset_header.isdigit():
-            raise DomainError("request.bad_request")
-        checksum = uploads.parse_checksum(request.headers.get("Upload-Checksum"))
+        offset = uploads.parse_offset(request.headers.get("Upload-Offset"))
+        if offset != upload.offset:  # before a byte is read (checked again under the lock)
+            raise DomainError("upload.offset_mismatch", expected=upload.offset, got=offset)
         try:
-            upload = uploads.append(
-                session,
-                ctx,
-                upload,
-                offset=int(offset_header),
-                body=_body_chunk(),
-                checksum=checksum,
-            )
+            with _received(ctx, length=upload.length, offset=offset) as chunk:
+                upload = uploads.get(session, ctx, upload_id, for_update=True)
+                upload = uploads.append(session, ctx, upload, offset=offset, chunk=chunk)
         except uploads.UploadRefused as refusal:
             raise _refused(ctx, refusal) from None
         _after_verified(upload)

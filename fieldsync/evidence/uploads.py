@@ -3,6 +3,10 @@ expire. No HTTP here: the API maps headers in and out (fieldsync.api.uploads).
 
 The upload row's `offset` is the truth; the part file `<data_dir>/uploads/<id>.part` is cut back
 to it before every append, so bytes of a chunk whose transaction never committed are dropped.
+
+A chunk is received into a file of its own (`<uuid>.chunk`) while no transaction is open — a
+phone on a bad network may take minutes to send one, and SQLite has a single writer — and only
+then appended to the part file under the upload's row lock, in a short transaction.
 """
 
 from __future__ import annotations
@@ -10,8 +14,10 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -171,13 +177,33 @@ def parse_checksum(header: str | None) -> tuple[str, bytes] | None:
         raise DomainError("request.bad_request") from None
 
 
+def _whole_number(value: str | None) -> int | None:
+    # ASCII digits only: str.isdigit() also takes "²", which int() refuses
+    value = (value or "").strip()
+    return int(value) if value.isascii() and value.isdigit() else None
+
+
 def parse_length(value: str | None) -> int:
-    if value is None or not value.strip().isdigit():
+    length = _whole_number(value)
+    if length is None:
         raise DomainError("upload.length_required")
-    return int(value)
+    return length
+
+
+def parse_offset(value: str | None) -> int:
+    offset = _whole_number(value)
+    if offset is None:
+        raise DomainError("request.bad_request")
+    return offset
 
 
 # --- the services -------------------------------------------------------------------------
+
+
+def check_length(config: Config, length: int) -> None:
+    """Refuse a declared length over the limit before a single byte is read."""
+    if length > config.upload_max_bytes:
+        raise DomainError("evidence.too_large", size=length, limit=config.upload_max_bytes)
 
 
 @dataclass(frozen=True)
@@ -200,8 +226,7 @@ def create(
 ) -> Upload:
     """A new upload (tus creation). The same hash already held as evidence gives an upload that
     is complete at once: the phone sends no byte twice."""
-    if length > ctx.config.upload_max_bytes:
-        raise DomainError("evidence.too_large", size=length, limit=ctx.config.upload_max_bytes)
+    check_length(ctx.config, length)
     upload = Upload(
         id=upload_id or uuid.uuid4(),
         owner_id=ctx.actor.person_id,
@@ -280,31 +305,61 @@ def get(
     return upload
 
 
-def append(
-    session: Session,
-    ctx: Context,
-    upload: Upload,
-    *,
-    offset: int,
-    body: BinaryIO,
-    checksum: tuple[str, bytes] | None,
-) -> Upload:
-    """Append one chunk (tus PATCH) at `offset`; the last byte finishes the upload.
+@dataclass(frozen=True)
+class Chunk:
+    """The bytes of one request, received into a file of their own, checksum verified."""
 
-    A wrong offset is refused before the body is read (409). A chunk that does not match its
-    checksum (460), runs past the declared length (413) or breaks off is dropped whole: the
-    file is cut back and the offset does not move.
-    """
+    path: Path
+    size: int
+
+
+@contextmanager
+def received_chunk(
+    config: Config,
+    body: BinaryIO,
+    *,
+    length: int,
+    offset: int,
+    checksum: tuple[str, bytes] | None,
+) -> Iterator[Chunk]:
+    """Receive a chunk meant for `offset` of an upload of `length` bytes, with no transaction
+    open. A chunk that runs past the length (413), does not match its checksum (460) or breaks
+    off is dropped whole; the file goes when the block ends, whatever happens."""
+    remaining = length - offset
+    hasher = StreamingHasher(checksum[0]) if checksum else None
+    directory = uploads_dir(config)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{uuid.uuid4()}.chunk"
+    try:
+        size = 0
+        with open(path, "xb") as f:
+            while block := body.read(min(CHUNK_SIZE, remaining - size + 1)):
+                size += len(block)
+                if size > remaining:
+                    raise DomainError("upload.length_exceeded", length=length)
+                if hasher:
+                    hasher.update(block)
+                f.write(block)
+        if checksum and hasher and hasher.digest() != checksum[1]:
+            raise DomainError("upload.checksum_mismatch")
+        yield Chunk(path=path, size=size)
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def append(session: Session, ctx: Context, upload: Upload, *, offset: int, chunk: Chunk) -> Upload:
+    """Append a received chunk (tus PATCH) at `offset`, the upload's row locked; the last byte
+    finishes the upload. The offset is checked again here: another request for the same upload
+    may have moved it while this chunk was on its way (409)."""
     if offset != upload.offset:
         raise DomainError("upload.offset_mismatch", expected=upload.offset, got=offset)
+    if chunk.size > upload.length - upload.offset:
+        raise DomainError("upload.length_exceeded", length=upload.length)
     if upload.state == COMPLETE:
-        if body.read(1):
-            raise DomainError("upload.length_exceeded", length=upload.length)
         return upload
-    path = part_path(ctx.config, upload.id)
-    received = _receive(path, upload, body, checksum)
-    if received:
-        upload.offset += received
+    if chunk.size:
+        _write_at(part_path(ctx.config, upload.id), upload.offset, chunk.path)
+        upload.offset += chunk.size
         upload.updated_at = ctx.now
         # expiration slides with progress: a phone on a bad network may take days
         upload.expires_at = ctx.now + timedelta(hours=ctx.config.upload_expiry_hours)
@@ -313,33 +368,23 @@ def append(
     return upload
 
 
-def _receive(path: Path, upload: Upload, body: BinaryIO, checksum: tuple[str, bytes] | None) -> int:
-    remaining = upload.length - upload.offset
-    hasher = StreamingHasher(checksum[0]) if checksum else None
+def _write_at(part: Path, offset: int, chunk: Path) -> None:
     try:
-        f = open(path, "r+b")
+        f = open(part, "r+b")
     except FileNotFoundError:
-        raise DomainError("upload.expired") from None  # removed by the expiry job meanwhile
-    with f:
-        f.truncate(upload.offset)  # bytes of a chunk that never committed
-        f.seek(upload.offset)
-        received = 0
+        # removed by the expiry job meanwhile, or the upload began on a server that does not
+        # share this one's data directory (README: several servers)
+        raise DomainError("upload.part_missing") from None
+    with f, open(chunk, "rb") as src:
+        f.truncate(offset)  # bytes of a chunk that never committed
+        f.seek(offset)
         try:
-            while block := body.read(min(CHUNK_SIZE, remaining - received + 1)):
-                received += len(block)
-                if received > remaining:
-                    raise DomainError("upload.length_exceeded", length=upload.length)
-                if hasher:
-                    hasher.update(block)
-                f.write(block)
-            if checksum and hasher and hasher.digest() != checksum[1]:
-                raise DomainError("upload.checksum_mismatch")
+            shutil.copyfileobj(src, f, CHUNK_SIZE)
             f.flush()
             os.fsync(f.fileno())
         except BaseException:
-            f.truncate(upload.offset)
+            f.truncate(offset)
             raise
-    return received
 
 
 def finish(session: Session, ctx: Context, upload: Upload) -> Evidence:
@@ -428,8 +473,8 @@ def _remove_orphans(known: set[str], config: Config, now: datetime) -> None:
     if not directory.is_dir():
         return
     cutoff = (now - _ORPHAN_GRACE).timestamp()
-    for path in directory.glob("*.part"):
-        if path.stem in known:
+    for path in [*directory.glob("*.part"), *directory.glob("*.chunk")]:
+        if path.suffix == ".part" and path.stem in known:
             continue
         try:
             if path.stat().st_mtime < cutoff:

@@ -280,6 +280,9 @@ def test_download_original(app: Any, api: Any, phone: Phone) -> None:
     assert resp.mimetype == "image/jpeg"
     assert int(resp.headers["Content-Length"]) == GPS_PHOTO.stat().st_size
 
+    # a HEAD transfers nothing: not a download
+    head = api.request("HEAD", f"/evidence/{sha}/original", "handler_chengguan")
+    assert head.status_code == 200
     custody = api.get(f"/evidence/{sha}/custody", "captain").get_json()
     downloaded = [e for e in custody if e["action"] == "downloaded"]
     assert len(downloaded) == 1

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import shutil
+import sqlite3
 import struct
 import uuid
 import zlib
@@ -15,7 +17,7 @@ from typing import Any
 
 import pytest
 from conftest import PHOTOS, error_of
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
 from fieldsync.clock import utcnow
 from fieldsync.evidence.models import Evidence, Upload
@@ -446,10 +448,129 @@ def test_expiry_job_keeps_live_uploads_and_removes_stray_part_files(app: Any, tu
     assert tus.head(url).headers["Upload-Offset"] == "1000"
 
 
-def test_chunk_over_the_chunk_limit_is_413(app: Any, tus: Tus) -> None:
-    config = app.extensions["fieldsync"].config
-    length = config.upload_chunk_max_bytes + 10
-    url = tus.create(length, sha256(b"x")).headers["Location"]
-    resp = tus.patch(url, 0, bytes(length))
-    assert resp.status_code == 413
-    assert tus.head(url).headers["Upload-Offset"] == "0"
+def test_a_whole_file_in_one_chunk_above_the_json_body_limit(app: Any, tus: Tus) -> None:
+    """Stock tus clients (tuspy's default) send a whole file in one PATCH: a 12 MB motion
+    photo goes through although JSON bodies stop at 4 MiB."""
+    data = GPS_PHOTO.read_bytes()
+    data += b"\x00\x00\x00\x18ftypmp42" + bytes(12 * (1 << 20) - len(data) - 12)
+    assert len(data) > app.extensions["fieldsync"].config.max_body_bytes
+    assert tus.upload(data).status_code == 204
+    assert evidence_count(app) == 1
+
+
+@pytest.mark.parametrize("header", ["Upload-Length", "Upload-Offset"])
+def test_non_ascii_digits_in_a_number_header_are_400(tus: Tus, header: str) -> None:
+    if header == "Upload-Length":
+        resp = tus.api.client.post(
+            "/api/v1/uploads",
+            headers=tus.headers(
+                **{"Upload-Length": "²", "Upload-Metadata": f"sha256 {b64(sha256(b'x'))}"}
+            ),
+        )
+        assert resp.status_code == 400
+        assert error_of(resp) == "upload.length_required"
+        return
+    url = tus.create(10, sha256(b"x")).headers["Location"]
+    resp = tus.api.client.patch(
+        url,
+        data=b"x",
+        headers=tus.headers(
+            **{"Upload-Offset": "²", "Content-Type": "application/offset+octet-stream"}
+        ),
+    )
+    assert resp.status_code == 400
+    assert error_of(resp) == "request.bad_request"
+
+
+def test_checksum_mismatch_on_creation_with_upload_creates_nothing(app: Any, tus: Tus) -> None:
+    data = GPS_PHOTO.read_bytes()
+    wrong = base64.b64encode(hashlib.sha256(b"something else").digest()).decode()
+    resp = tus.api.client.post(
+        "/api/v1/uploads",
+        data=data,
+        headers=tus.headers(
+            **{
+                "Upload-Length": str(len(data)),
+                "Upload-Metadata": f"sha256 {b64(sha256(data))}",
+                "Content-Type": "application/offset+octet-stream",
+                "Upload-Checksum": f"sha256 {wrong}",
+            }
+        ),
+    )
+    assert resp.status_code == 460
+    assert error_of(resp) == "upload.checksum_mismatch"
+    assert_nothing_left(app)
+    with app.extensions["fieldsync"].sessionmaker() as s:
+        assert s.scalar(select(func.count()).select_from(Upload)) == 0
+
+
+class _ProbingBody(io.BytesIO):
+    """A request body that, halfway through, checks that nothing of the request holds the
+    database: on SQLite another writer can begin at once (no busy wait); on PostgreSQL the
+    upload's row can be locked at once (NOWAIT) and no connection sits in a transaction."""
+
+    def __init__(self, data: bytes, probe: Any) -> None:
+        super().__init__(data)
+        self._half = len(data) // 2
+        self._probe = probe
+        self.probed = False
+
+    def _maybe_probe(self) -> None:
+        if not self.probed and self.tell() >= self._half:
+            self._probe()
+            self.probed = True
+
+    def read(self, size: int | None = -1) -> bytes:
+        self._maybe_probe()
+        return super().read(min(size, 64 * 1024) if size and size > 0 else 64 * 1024)
+
+    def readinto(self, buffer: Any) -> int:
+        self._maybe_probe()
+        return super().readinto(memoryview(buffer)[: 64 * 1024])
+
+
+def test_no_transaction_is_held_while_a_chunk_arrives(app: Any, tus: Tus) -> None:
+    """A phone on a slow network must not hold up everybody else while it sends a chunk."""
+    engine = app.extensions["fieldsync"].engine
+    data = GPS_PHOTO.read_bytes()
+    url = tus.create(len(data), sha256(data)).headers["Location"]
+    upload_id = uuid.UUID(url.rsplit("/", 1)[1])
+
+    def probe() -> None:
+        if engine.dialect.name == "sqlite":
+            raw = sqlite3.connect(engine.url.database, timeout=0, isolation_level=None)
+            try:
+                raw.execute("BEGIN IMMEDIATE")  # "database is locked" if a writer holds it
+                raw.execute("ROLLBACK")
+            finally:
+                raw.close()
+        else:
+            with engine.connect() as conn:
+                conn.execute(
+                    select(Upload.id).where(Upload.id == upload_id).with_for_update(nowait=True)
+                ).one()
+                open_transactions = conn.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                        "current_database() AND pid <> pg_backend_pid() "
+                        "AND state LIKE 'idle in transaction%'"
+                    )
+                ).scalar_one()
+                assert open_transactions == 0
+                conn.rollback()
+
+    body = _ProbingBody(data, probe)
+    resp = tus.api.client.patch(
+        url,
+        input_stream=body,
+        headers=tus.headers(
+            **{
+                "Upload-Offset": "0",
+                "Content-Type": "application/offset+octet-stream",
+                "Content-Length": str(len(data)),
+            }
+        ),
+    )
+    assert body.probed
+    assert resp.status_code == 204, resp.get_json()
+    assert evidence_count(app) == 1
