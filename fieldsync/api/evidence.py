@@ -225,7 +225,7 @@ class EvidenceCustody(MethodView):
         """The chain of custody, oldest first."""
         session = db()
         evidence = service.get_evidence(session, sha256, _actor())
-        return service.custody(session, evidence.sha256)
+        return service.custody(session, evidence)
 
 
 @blp.route("/evidence/<sha256>/review")

@@ -28,15 +28,15 @@ THUMBNAIL_MAX_SIDE = 320
 DISPLAY_MAX_SIDE = 1600
 
 
-def pending(session: Session, *, limit: int) -> list[str]:
-    return list(
-        session.scalars(
-            select(Evidence.sha256)
-            .where(Evidence.derivatives_at.is_(None))
-            .order_by(Evidence.received_at, Evidence.sha256)
-            .limit(limit)
-        )
+def pending(session: Session, *, limit: int) -> list[tuple[Any, str]]:
+    """(street_id, sha256) of evidence without derivatives yet, oldest first."""
+    rows = session.execute(
+        select(Evidence.street_id, Evidence.sha256)
+        .where(Evidence.derivatives_at.is_(None))
+        .order_by(Evidence.received_at, Evidence.sha256)
+        .limit(limit)
     )
+    return [(street_id, sha256) for street_id, sha256 in rows]
 
 
 def _derive(store: BlobStore, config: Config, sha256: str) -> dict[str, Any]:
@@ -79,9 +79,9 @@ def make_derivatives(
     Two processes may derive the same photo at once: the bytes come out the same, and only the
     first to commit records them (the row is re-read under a lock)."""
     with factory() as session, session.begin():
-        hashes = pending(session, limit=limit)
+        keys = pending(session, limit=limit)
     done = 0
-    for sha256 in hashes:
+    for street_id, sha256 in keys:
         details: dict[str, Any] = {"parent_sha256": sha256}
         try:
             details.update(_derive(store, config, sha256))
@@ -94,7 +94,9 @@ def make_derivatives(
         try:
             with factory() as session, session.begin():
                 evidence = session.scalar(
-                    select(Evidence).where(Evidence.sha256 == sha256).with_for_update()
+                    select(Evidence)
+                    .where(Evidence.street_id == street_id, Evidence.sha256 == sha256)
+                    .with_for_update()
                 )
                 if evidence is None or evidence.derivatives_at is not None:
                     continue
@@ -102,7 +104,7 @@ def make_derivatives(
                 evidence.thumbnail_sha256 = details.get("thumbnail", {}).get("sha256")
                 evidence.display_sha256 = details.get("display", {}).get("sha256")
                 evidence.derivatives_at = at
-                add_custody(session, sha256, "derived", SYSTEM, at=at, details=details)
+                add_custody(session, evidence, "derived", SYSTEM, at=at, details=details)
         except DomainError as error:  # e.g. evidence.archived: its inspection is sealed
             log.warning("derivatives of %s not recorded: %s", sha256, error.code)
             continue

@@ -16,12 +16,18 @@ from fieldsync.clock import isoformat
 from fieldsync.evidence.models import Evidence, EvidenceLink
 
 
-def missing(session: Session, hashes: Iterable[str]) -> list[str]:
-    """The hashes among `hashes` that have no verified evidence yet, in their given order."""
+def missing(session: Session, hashes: Iterable[str], *, street_id: Any) -> list[str]:
+    """The hashes among `hashes` that the street holds no verified evidence for, in order."""
     wanted = list(dict.fromkeys(hashes))
     if not wanted:
         return []
-    have = set(session.scalars(select(Evidence.sha256).where(Evidence.sha256.in_(wanted))))
+    have = set(
+        session.scalars(
+            select(Evidence.sha256).where(
+                Evidence.street_id == street_id, Evidence.sha256.in_(wanted)
+            )
+        )
+    )
     return [h for h in wanted if h not in have]
 
 
@@ -32,7 +38,7 @@ def sync_links(session: Session, record: Any) -> None:
     record in one push sees the first one's links) and never trigger a flush, which would bump
     the record's version a second time.
     """
-    entity = record.__sync_entity__
+    entity, street = record.__sync_entity__, record.street_id
     hashes = sorted(set(record.evidence or []))
     with session.no_autoflush:
         stmt = delete(EvidenceLink).where(
@@ -47,7 +53,12 @@ def sync_links(session: Session, record: Any) -> None:
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         session.execute(
             insert(EvidenceLink)
-            .values([{"sha256": h, "entity": entity, "entity_id": record.id} for h in hashes])
+            .values(
+                [
+                    {"sha256": h, "entity": entity, "entity_id": record.id, "street_id": street}
+                    for h in hashes
+                ]
+            )
             .on_conflict_do_nothing()
         )
 
@@ -59,7 +70,9 @@ def linked_records(session: Session, sha256: str, *, street_id: Any) -> list[Any
     records: list[Any] = []
     for model in (Inspection, Report):
         ids = select(EvidenceLink.entity_id).where(
-            EvidenceLink.sha256 == sha256, EvidenceLink.entity == model.__sync_entity__
+            EvidenceLink.street_id == street_id,
+            EvidenceLink.sha256 == sha256,
+            EvidenceLink.entity == model.__sync_entity__,
         )
         records.extend(
             session.scalars(
@@ -75,6 +88,25 @@ def linked_records(session: Session, sha256: str, *, street_id: Any) -> list[Any
     return records
 
 
+def sealed(session: Session, evidence: Evidence) -> bool:
+    """Does a sealed inspection (its case archived) name this evidence? Then it never changes."""
+    from fieldsync.inspections.models import Inspection
+
+    return bool(
+        session.scalar(
+            select(EvidenceLink.entity_id)
+            .join(Inspection, Inspection.id == EvidenceLink.entity_id)
+            .where(
+                EvidenceLink.street_id == evidence.street_id,
+                EvidenceLink.sha256 == evidence.sha256,
+                EvidenceLink.entity == "inspection",
+                Inspection.sealed_at.is_not(None),
+            )
+            .limit(1)
+        )
+    )
+
+
 def _writable(record: Any) -> bool:
     # a sealed inspection never changes again (留存备查): not even its server fields
     return getattr(record, "sealed_at", None) is None
@@ -87,7 +119,8 @@ def evidence_arrived(session: Session, evidence: Evidence, *, now: datetime) -> 
     for record in linked_records(session, evidence.sha256, street_id=evidence.street_id):
         if not _writable(record):
             continue
-        still = missing(session, record.evidence or [])  # autoflush: the new row counts
+        # autoflush: the new row counts
+        still = missing(session, record.evidence or [], street_id=record.street_id)
         if still != list(record.evidence_missing or []):
             record.evidence_missing = still
             record.updated_at = now

@@ -15,11 +15,15 @@ from fieldsync.db import Base
 
 
 class Evidence(Base):
-    """A verified original, kept unchanged forever (留存备查)."""
+    """A verified original, kept unchanged forever (留存备查).
+
+    One row per street and hash: the bytes are stored once (the blob store is keyed by hash
+    alone), but each street holds its own evidence of them — its own custody, review and
+    records — and learns nothing of another street's."""
 
     __tablename__ = "evidence"
+    street_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("streets.id"), primary_key=True)
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
-    street_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("streets.id"), index=True)
     size: Mapped[int] = mapped_column(BigInteger)
     content_type: Mapped[str] = mapped_column(String(32))
     filename: Mapped[str | None] = mapped_column(String(255))
@@ -52,10 +56,13 @@ class CustodyEvent(Base):
     """Chain of custody: captured, uploaded, verified, derived, viewed, downloaded, reviewed."""
 
     __tablename__ = "evidence_custody"
-    __table_args__ = (Index("ix_evidence_custody_sha256_id", "sha256", "id"),)
+    __table_args__ = (
+        Index("ix_evidence_custody_street_id_sha256_id", "street_id", "sha256", "id"),
+    )
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     )
+    street_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("streets.id"))
     sha256: Mapped[str] = mapped_column(String(64))
     action: Mapped[str] = mapped_column(String(32))
     at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -73,6 +80,8 @@ class EvidenceLink(Base):
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     entity: Mapped[str] = mapped_column(String(32), primary_key=True)
     entity_id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True, index=True)
+    # the record's street: the evidence it names is that street's
+    street_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("streets.id"))
 
 
 class Upload(Base):

@@ -59,7 +59,7 @@ SYSTEM = Actor(person_id=None, device_id=None, street_id=None)
 
 def add_custody(
     session: Session,
-    sha256: str,
+    evidence: Evidence,
     action: str,
     actor: Actor,
     *,
@@ -67,7 +67,8 @@ def add_custody(
     details: dict[str, Any] | None = None,
 ) -> CustodyEvent:
     event = CustodyEvent(
-        sha256=sha256,
+        street_id=evidence.street_id,
+        sha256=evidence.sha256,
         action=action,
         at=at,
         person_id=actor.person_id,
@@ -79,10 +80,15 @@ def add_custody(
     return event
 
 
-def custody(session: Session, sha256: str) -> list[CustodyEvent]:
+def custody(session: Session, evidence: Evidence) -> list[CustodyEvent]:
     return list(
         session.scalars(
-            select(CustodyEvent).where(CustodyEvent.sha256 == sha256).order_by(CustodyEvent.id)
+            select(CustodyEvent)
+            .where(
+                CustodyEvent.street_id == evidence.street_id,
+                CustodyEvent.sha256 == evidence.sha256,
+            )
+            .order_by(CustodyEvent.id)
         )
     )
 
@@ -103,32 +109,35 @@ _ENTITY_ZH = {"inspection": "检查记录", "report": "事件上报"}
 
 
 def discrepancy_flags(
-    facts: Any,
     *,
+    taken_at: datetime | None,
+    lat: float | None,
+    lon: float | None,
     captured_at: datetime | None,
     places: list[tuple[str, str, dict[str, Any] | None]],
     config: Config,
 ) -> list[dict[str, Any]]:
-    """Flags for EXIF facts that disagree with what the device said: the capture time beyond
-    `exif_time_tolerance_minutes`, the position beyond `exif_distance_tolerance_m` from the
-    location of a record the photo belongs to (`places`: entity, id, location)."""
+    """Flags for EXIF facts (`taken_at` in UTC, `lat`/`lon`) that disagree with what the device
+    said: the capture time beyond `exif_time_tolerance_minutes`, the position beyond
+    `exif_distance_tolerance_m` from the location of a record the photo belongs to (`places`:
+    entity, id, location)."""
     flags = []
-    if captured_at is not None and facts.taken_at_utc is not None:
-        minutes = abs((facts.taken_at_utc - captured_at).total_seconds()) / 60
+    if captured_at is not None and taken_at is not None:
+        minutes = abs((taken_at - captured_at).total_seconds()) / 60
         if minutes > config.exif_time_tolerance_minutes:
             flags.append(
                 flag(
                     "evidence.time_mismatch",
-                    exif_time=isoformat(facts.taken_at_utc),
+                    exif_time=isoformat(taken_at),
                     captured_at=isoformat(captured_at),
                     minutes=round(minutes),
                 )
             )
-    if facts.lat is not None and facts.lon is not None:
+    if lat is not None and lon is not None:
         for entity, entity_id, location in places:
             if not location or location.get("lat") is None or location.get("lon") is None:
                 continue
-            distance = haversine_m(facts.lat, facts.lon, location["lat"], location["lon"])
+            distance = haversine_m(lat, lon, location["lat"], location["lon"])
             if distance > config.exif_distance_tolerance_m:
                 flags.append(
                     flag(
@@ -142,6 +151,10 @@ def discrepancy_flags(
     return flags
 
 
+def _place(record: Any) -> tuple[str, str, dict[str, Any] | None]:
+    return record.__sync_entity__, str(record.id), record.location
+
+
 def _places(session: Session, upload: Upload) -> list[tuple[str, str, dict[str, Any] | None]]:
     from fieldsync.inspections.models import Inspection
 
@@ -153,7 +166,39 @@ def _places(session: Session, upload: Upload) -> list[tuple[str, str, dict[str, 
             records[("inspection", str(inspection.id))] = inspection
     for record in links.linked_records(session, upload.sha256, street_id=upload.street_id):
         records[(record.__sync_entity__, str(record.id))] = record
-    return [(entity, rid, r.location) for (entity, rid), r in sorted(records.items())]
+    return [_place(r) for _key, r in sorted(records.items())]
+
+
+def record_changed(session: Session, record: Any, *, config: Config) -> None:
+    """A synced record (inspection, report) changed on the device's side: what evidence it
+    still misses, which photos it names, and — as a record may name a photo, or move, after the
+    photo arrived — the position flags of the photos the street already holds."""
+    hashes = record.evidence or []
+    record.evidence_missing = links.missing(session, hashes, street_id=record.street_id)
+    links.sync_links(session, record)
+    if len(record.evidence_missing) == len(set(hashes)):
+        return  # none of its photos has arrived yet
+    held = session.scalars(
+        select(Evidence).where(Evidence.street_id == record.street_id, Evidence.sha256.in_(hashes))
+    )
+    for evidence in held:
+        if evidence.lat is None or links.sealed(session, evidence):
+            continue  # no EXIF position to compare; or kept as it was (留存备查)
+        records = {
+            (r.__sync_entity__, r.id): r
+            for r in links.linked_records(session, evidence.sha256, street_id=evidence.street_id)
+        }
+        records[(record.__sync_entity__, record.id)] = record  # perhaps not flushed yet
+        flags = discrepancy_flags(
+            taken_at=evidence.exif_taken_at,
+            lat=evidence.lat,
+            lon=evidence.lon,
+            captured_at=evidence.captured_at,
+            places=sorted(_place(r) for r in records.values()),
+            config=config,
+        )
+        if flags != evidence.flags:
+            evidence.flags = flags
 
 
 def record_verified(
@@ -196,7 +241,12 @@ def record_verified(
         uploaded_by_id=upload.owner_id,
         device_id=upload.device_id,
         flags=discrepancy_flags(
-            facts, captured_at=captured_at, places=_places(session, upload), config=config
+            taken_at=facts.taken_at_utc,
+            lat=facts.lat,
+            lon=facts.lon,
+            captured_at=captured_at,
+            places=_places(session, upload),
+            config=config,
         ),
         review_state="pending",
     )
@@ -205,14 +255,16 @@ def record_verified(
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     inserted = session.execute(
-        insert(Evidence).values(**values).on_conflict_do_nothing(index_elements=["sha256"])
+        insert(Evidence)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["street_id", "sha256"])
     ).rowcount
-    evidence = session.get(Evidence, upload.sha256)
+    evidence = session.get(Evidence, (upload.street_id, upload.sha256))
     assert evidence is not None
     if not inserted:
         add_custody(
             session,
-            evidence.sha256,
+            evidence,
             "uploaded",
             actor,
             at=now,
@@ -224,7 +276,7 @@ def record_verified(
     )
     add_custody(
         session,
-        evidence.sha256,
+        evidence,
         "captured",
         device_actor,
         at=captured_at or now,
@@ -237,7 +289,7 @@ def record_verified(
     )
     add_custody(
         session,
-        evidence.sha256,
+        evidence,
         "uploaded",
         actor,
         at=now,
@@ -251,7 +303,7 @@ def record_verified(
     )
     add_custody(
         session,
-        evidence.sha256,
+        evidence,
         "verified",
         SYSTEM,
         at=now,
@@ -279,8 +331,12 @@ def get_evidence(
 ) -> Evidence:
     """The street's evidence; grid workers see only what they uploaded themselves (unless
     `whole_street`, for a check that answers 403 rather than 404 to them)."""
-    evidence = session.get(Evidence, sha256.lower()) if len(sha256) == 64 else None
-    if evidence is None or evidence.street_id != actor.street_id:
+    evidence = (
+        session.get(Evidence, (actor.street_id, sha256.lower()))
+        if len(sha256) == 64 and actor.street_id is not None
+        else None
+    )
+    if evidence is None:
         raise DomainError("evidence.not_found", sha256=sha256[:64])
     if not (whole_street or _sees_street(actor)) and evidence.uploaded_by_id != actor.person_id:
         raise DomainError("evidence.not_found", sha256=sha256[:64])
@@ -323,10 +379,10 @@ def list_evidence(
     return stmt
 
 
-def record_links(session: Session, sha256: str) -> list[dict[str, str]]:
+def record_links(session: Session, evidence: Evidence) -> list[dict[str, str]]:
     rows = session.execute(
         select(EvidenceLink.entity, EvidenceLink.entity_id)
-        .where(EvidenceLink.sha256 == sha256)
+        .where(EvidenceLink.street_id == evidence.street_id, EvidenceLink.sha256 == evidence.sha256)
         .order_by(EvidenceLink.entity, EvidenceLink.entity_id)
     )
     return [{"entity": entity, "id": str(entity_id)} for entity, entity_id in rows]
@@ -345,7 +401,7 @@ def describe(session: Session, evidence: Evidence) -> dict[str, Any]:
         )
         if digest
     }
-    data["links"] = record_links(session, evidence.sha256)
+    data["links"] = record_links(session, evidence)
     return data
 
 
@@ -361,7 +417,7 @@ def record_view(
     """Views by the back office and every download of an original go into the custody log."""
     if action == "viewed" and not actor.has(*BACK_OFFICE):
         return
-    add_custody(session, evidence.sha256, action, actor, at=now, details=details)
+    add_custody(session, evidence, action, actor, at=now, details=details)
 
 
 # --- review ---------------------------------------------------------------------------------
@@ -388,7 +444,7 @@ def review(
     evidence.reviewed_at = now
     add_custody(
         session,
-        evidence.sha256,
+        evidence,
         "reviewed",
         actor,
         at=now,

@@ -224,8 +224,8 @@ def create(
     metadata: dict[str, Any],
     upload_id: uuid.UUID | None = None,
 ) -> Upload:
-    """A new upload (tus creation). The same hash already held as evidence gives an upload that
-    is complete at once: the phone sends no byte twice."""
+    """A new upload (tus creation). The same hash already held as the street's evidence gives an
+    upload that is complete at once: the phone sends no byte twice."""
     check_length(ctx.config, length)
     upload = Upload(
         id=upload_id or uuid.uuid4(),
@@ -241,7 +241,9 @@ def create(
         updated_at=ctx.now,
         expires_at=ctx.now + timedelta(hours=ctx.config.upload_expiry_hours),
     )
-    existing = session.get(Evidence, upload.sha256)
+    # only the street's own evidence: another street's copy of the same bytes is no proof that
+    # this phone holds them, and is not this street's to see
+    existing = session.get(Evidence, (upload.street_id, upload.sha256))
     if existing is not None:
         if existing.size != length:  # bytes of another length cannot have that hash
             raise DomainError("upload.hash_mismatch")
@@ -249,7 +251,7 @@ def create(
         session.add(upload)
         service.add_custody(
             session,
-            existing.sha256,
+            existing,
             "uploaded",
             ctx.actor,
             at=ctx.now,

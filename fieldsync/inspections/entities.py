@@ -331,10 +331,9 @@ def _submit_report(ctx: ActionContext, record: Report, mutation: Mapping[str, An
 
 
 def _after_change(ctx: ActionContext, record: Inspection | Report) -> None:
-    from fieldsync.evidence.links import missing, sync_links
+    from fieldsync.evidence.service import record_changed
 
-    record.evidence_missing = missing(ctx.session, record.evidence or [])
-    sync_links(ctx.session, record)
+    record_changed(ctx.session, record, config=ctx.config)
 
 
 def _after_inspection_change(ctx: ActionContext, record: Inspection) -> None:

@@ -33,6 +33,7 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_evidence_links_entity_id"), ["entity_id"], unique=False
         )
+    _link_existing_records()
 
     op.create_table(
         "uploads",
@@ -93,6 +94,27 @@ def upgrade() -> None:
             )
         )
     create_triggers(op.get_bind())
+
+
+def _link_existing_records() -> None:
+    """The records that already name evidence get their links, so that evidence arriving or
+    reviewed later still reaches them."""
+    conn = op.get_bind()
+    links = sa.table(
+        "evidence_links",
+        sa.column("sha256", sa.String()),
+        sa.column("entity", sa.String()),
+        sa.column("entity_id", sa.Uuid()),
+    )
+    for entity, name in (("inspection", "inspections"), ("report", "reports")):
+        records = sa.table(name, sa.column("id", sa.Uuid()), sa.column("evidence", sa.JSON()))
+        rows = [
+            {"sha256": sha256, "entity": entity, "entity_id": record_id}
+            for record_id, hashes in conn.execute(sa.select(records.c.id, records.c.evidence))
+            for sha256 in sorted(set(hashes or []))
+        ]
+        if rows:
+            conn.execute(links.insert(), rows)
 
 
 def downgrade() -> None:

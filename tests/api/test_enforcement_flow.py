@@ -389,7 +389,7 @@ def test_three_findings_diverted_filed_concluded_archived_then_immutable(
             )
         )
     with sessionmaker() as s:
-        s.get(Evidence, evidence_hash).review_state = "rejected"
+        s.get(Evidence, (demo_uuid("street", "110101001"), evidence_hash)).review_state = "rejected"
         with pytest.raises(DomainError) as error:
             s.flush()
         assert error.value.code == "evidence.archived"

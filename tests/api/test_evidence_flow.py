@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -179,6 +180,36 @@ def test_discrepancies_are_flagged(app: Any, api: Any, phone: Phone) -> None:
     assert "米" in position["message_zh"]
 
 
+def test_position_is_checked_whichever_arrives_first(app: Any, api: Any, phone: Phone) -> None:
+    """The photo (taken in Tuscany) arrives first; then an inspection in Beijing names it: the
+    position flag comes then. When the inspection moves to the photo's place, it goes."""
+    sha = sha256_of(GPS_PHOTO)
+    assert phone.upload(GPS_PHOTO).status_code == 204
+    assert api.get(f"/evidence/{sha}", "captain").get_json()["flags"] == []
+
+    iid = str(uuid.uuid4())
+    result = phone.push(
+        type="inspection.upsert",
+        entity_id=iid,
+        base_version=0,
+        set={"matter_code": "CG-001", "location": {"lat": 39.9139, "lon": 116.3917}},
+        add={"evidence": [sha]},
+    )
+    assert result["missing_evidence"] == []
+    flags = api.get(f"/evidence/{sha}", "captain").get_json()["flags"]
+    assert [(f["code"], f["params"]["id"]) for f in flags] == [("evidence.position_mismatch", iid)]
+
+    tuscany = {"lat": 43.4674, "lon": 11.8851}  # the photo's own EXIF position, to 10 m
+    result = phone.push(
+        type="inspection.upsert",
+        entity_id=iid,
+        base_version=result["results"][0]["version"],
+        set={"location": tuscany},
+    )
+    assert result["results"][0]["status"] == "applied", result
+    assert api.get(f"/evidence/{sha}", "captain").get_json()["flags"] == []
+
+
 def test_heic_and_orientation(app: Any, api: Any, phone: Phone) -> None:
     assert phone.upload(HEIC).status_code == 204
     sha = sha256_of(HEIC)
@@ -319,3 +350,45 @@ def test_same_photo_from_two_devices_is_stored_once(app: Any, api: Any, phone: P
     # a length that cannot have that hash is refused
     resp = other.tus.create(len(data) + 1, sha)
     assert resp.status_code == 422 and error_of(resp) == "upload.hash_mismatch"
+
+
+def test_each_street_holds_its_own_evidence_of_the_same_bytes(
+    app: Any, api: Any, demo: Any
+) -> None:
+    """Street A holds a photo; street B's officer names the same bytes. B learns nothing of A's
+    copy: B's record says the photo is missing, B must send the bytes itself, and each street
+    then has its own evidence — custody, review — while the bytes are stored once."""
+    a, b = Phone(api, "cg_wang"), Phone(api, "js_cg_xu")
+    sha = sha256_of(GPS_PHOTO)
+    assert a.upload(GPS_PHOTO).status_code == 204
+    located = {"lat": 39.91, "lon": 116.40}
+
+    b_inspection = new_inspection(b, sha, located)  # asserts missing_evidence == [sha]
+    assert b.pull()[("inspection", b_inspection)]["evidence_missing"] == [sha]
+    assert api.get(f"/evidence/{sha}", "js_cg_xu").status_code == 404
+
+    created = b.tus.create(GPS_PHOTO.stat().st_size, sha)
+    assert created.status_code == 201
+    assert created.headers["Upload-Offset"] == "0"  # no "already have it" for another street
+    assert b.tus.patch(created.headers["Location"], 0, GPS_PHOTO.read_bytes()).status_code == 204
+    assert b.pull()[("inspection", b_inspection)]["evidence_missing"] == []
+
+    mine = api.get(f"/evidence/{sha}", "js_cg_xu").get_json()
+    assert mine["uploaded_by_id"] == b.api.get("/auth/me", "js_cg_xu").get_json()["id"]
+    assert mine["links"] == [{"entity": "inspection", "id": b_inspection}]
+    theirs = api.get(f"/evidence/{sha}", "reviewer_liang").get_json()
+    assert theirs["links"] == []
+    assert theirs["uploaded_by_id"] != mine["uploaded_by_id"]
+    b_people = {e["person_id"] for e in api.get(f"/evidence/{sha}/custody", "js_cg_xu").get_json()}
+    a_people = {e["person_id"] for e in api.get(f"/evidence/{sha}/custody", "captain").get_json()}
+    assert mine["uploaded_by_id"] not in a_people
+    assert theirs["uploaded_by_id"] not in b_people
+
+    # street A's review stays street A's
+    resp = api.post(f"/evidence/{sha}/review", "reviewer_liang", json={"decision": "accept"})
+    assert resp.status_code == 200
+    assert api.get(f"/evidence/{sha}", "js_cg_xu").get_json()["review_state"] == "pending"
+    assert b.pull().get(("inspection", b_inspection)) is None  # nothing changed for B
+
+    blobs = Path(app.extensions["fieldsync"].config.data_dir) / "blobs"
+    assert [p.name for p in blobs.rglob("*") if p.is_file()] == [sha]  # stored once

@@ -369,7 +369,7 @@ def test_path_in_filename_is_reduced_to_a_bare_name(
     before = set(files_under(data_dir(app).parent))
     assert tus.upload(data, filename=name).status_code == 204
     with app.extensions["fieldsync"].sessionmaker() as s:
-        evidence = s.get(Evidence, sha256(data))
+        evidence = s.scalars(select(Evidence).where(Evidence.sha256 == sha256(data))).one()
         assert evidence is not None
         assert evidence.filename == kept
     created = set(files_under(data_dir(app).parent)) - before

@@ -30,16 +30,31 @@ def test_migrations_match_models(app: Any) -> None:
     assert diff == [], diff
 
 
+def test_primary_keys_match_models(app: Any) -> None:
+    """Alembic's comparison does not look at primary keys: this does."""
+    from sqlalchemy import inspect
+
+    inspector = inspect(app.extensions["fieldsync"].engine)
+    for table in Base.metadata.sorted_tables:
+        reflected = inspector.get_pk_constraint(table.name)["constrained_columns"]
+        assert reflected == [c.name for c in table.primary_key.columns], table.name
+
+
 def test_openapi_yaml_is_current(app: Any) -> None:
     generated = app.extensions["flask-smorest"]["apis"][""]["ext_obj"].spec.to_dict()
     committed = yaml.safe_load(Path(ROOT / "openapi.yaml").read_text(encoding="utf-8"))
     assert committed == generated, "openapi.yaml is stale: run `make openapi` and commit it"
 
 
-def test_upgrade_from_the_previous_revision_keeps_rows_and_guards(tmp_path: Path) -> None:
-    """A database that already holds data (a street's roster, an inspection) goes down one
-    revision and up again: the rows survive, and the sealed-inspection trigger still covers
-    every column, the new ones included."""
+# the schema main's databases had before the evidence migrations (uploads, links, streets)
+LAST_RELEASED_REVISION = "a7c4e0f1d2b3"
+
+
+def test_upgrade_from_the_last_release_keeps_rows_and_guards(tmp_path: Path) -> None:
+    """A database that already holds data (a street's roster, an inspection naming evidence,
+    its custody) goes down to the last released revision and up again: the rows survive, the
+    new columns are filled from them, and the sealed-inspection trigger still covers every
+    column, the new ones included."""
     from datetime import UTC, datetime, timedelta
 
     import pytest
@@ -50,6 +65,9 @@ def test_upgrade_from_the_previous_revision_keeps_rows_and_guards(tmp_path: Path
 
     from fieldsync.cases.triggers import SEALED_INSPECTION_MUTABLE
     from fieldsync.demo import STREET_A_CODE, demo_uuid, load_demo
+    from fieldsync.evidence.links import sync_links
+    from fieldsync.evidence.models import CustodyEvent, Evidence, EvidenceLink
+    from fieldsync.evidence.service import SYSTEM, add_custody
     from fieldsync.identity.models import Device
     from fieldsync.identity.service import password_hasher
     from fieldsync.inspections.models import Inspection
@@ -63,6 +81,7 @@ def test_upgrade_from_the_previous_revision_keeps_rows_and_guards(tmp_path: Path
                 load_demo(session, hasher=password_hasher(time_cost=1, memory_kib=8))
                 now = datetime.now(UTC)
                 person = demo_uuid("person", "cg_wang")
+                street, sha = demo_uuid("street", STREET_A_CODE), "ab" * 32
                 device = Device(
                     id=uuid.uuid4(),
                     person_id=person,
@@ -74,18 +93,27 @@ def test_upgrade_from_the_previous_revision_keeps_rows_and_guards(tmp_path: Path
                 session.flush()
                 inspection = Inspection(
                     id=uuid.uuid4(),
-                    street_id=demo_uuid("street", STREET_A_CODE),
+                    street_id=street,
                     created_by_id=person,
                     created_device_id=device.id,
                     description="kept across migrations",
+                    evidence=[sha],
                 )
                 session.add(inspection)
+                evidence = Evidence(
+                    street_id=street,
+                    sha256=sha,
+                    size=1,
+                    content_type="image/jpeg",
+                    uploaded_by_id=person,
+                )
+                session.add(evidence)
+                session.flush()
+                add_custody(session, evidence, "verified", SYSTEM, at=now)
+                sync_links(session, inspection)
             engine.dispose()
 
-            script = ScriptDirectory.from_config(alembic_config(url))
-            head = script.get_current_head()
-            previous = script.get_revision(head).down_revision
-            command.downgrade(alembic_config(url), previous)
+            command.downgrade(alembic_config(url), LAST_RELEASED_REVISION)
             upgrade(url)
 
             with engine.begin() as conn:
@@ -97,6 +125,10 @@ def test_upgrade_from_the_previous_revision_keeps_rows_and_guards(tmp_path: Path
                 ).one()
                 assert row.description == "kept across migrations"
                 assert row.evidence_review is None  # no review yet: read as {}
+                # links made for the records that named evidence; streets filled in
+                link = conn.execute(select(EvidenceLink)).one()
+                assert (link.entity_id, link.sha256, link.street_id) == (inspection.id, sha, street)
+                assert conn.scalars(select(CustodyEvent.street_id)).all() == [street]
                 conn.execute(text("UPDATE inspections SET sealed_at = CURRENT_TIMESTAMP"))
             if engine.dialect.name == "sqlite":  # its trigger names the guarded columns
                 with engine.connect() as conn:
