@@ -59,6 +59,9 @@ class Config:
     # signs sync cursors; every server process must share it (env, or a file in the data dir)
     secret_key: str = field(default_factory=lambda: _env("SECRET_KEY", ""))
     run_scheduler: bool = field(default_factory=lambda: _env("RUN_SCHEDULER", "1") == "1")
+    # FIELDSYNC_TRUSTED_PROXIES: how many reverse proxies in front set X-Forwarded-For (0: none);
+    # custody records where each view and download came from
+    trusted_proxies: int = field(default_factory=lambda: int(_env("TRUSTED_PROXIES", "0")))
     testing: bool = False
 
     def __post_init__(self) -> None:

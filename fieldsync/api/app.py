@@ -85,6 +85,13 @@ def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
         TESTING=config.testing,
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    if config.trusted_proxies:
+        # the client's address, not the proxy's, for the custody log; only as many hops as
+        # configured are believed, so a phone cannot forge where it called from
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = config.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)  # type: ignore[method-assign]
 
     config.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(config.database_url)

@@ -392,3 +392,29 @@ def test_each_street_holds_its_own_evidence_of_the_same_bytes(
 
     blobs = Path(app.extensions["fieldsync"].config.data_dir) / "blobs"
     assert [p.name for p in blobs.rglob("*") if p.is_file()] == [sha]  # stored once
+
+
+def test_custody_records_the_client_behind_a_trusted_proxy(
+    app: Any, api: Any, phone: Phone, test_config: Any
+) -> None:
+    import dataclasses
+
+    from conftest import ApiClient
+
+    from fieldsync import create_app
+
+    sha = sha256_of(GPS_PHOTO)
+    assert phone.upload(GPS_PHOTO).status_code == 204
+    forwarded = {"X-Forwarded-For": "203.0.113.7"}
+    # without a trusted proxy the header is not believed
+    assert api.get(f"/evidence/{sha}/original", "captain", headers=forwarded).status_code == 200
+    proxied_app = create_app(dataclasses.replace(test_config, trusted_proxies=1))
+    try:
+        proxied = ApiClient(proxied_app)
+        resp = proxied.get(f"/evidence/{sha}/original", "captain", headers=forwarded)
+        assert resp.status_code == 200
+    finally:
+        proxied_app.extensions["fieldsync"].engine.dispose()
+    custody = api.get(f"/evidence/{sha}/custody", "captain").get_json()
+    downloads = [e["remote_addr"] for e in custody if e["action"] == "downloaded"]
+    assert downloads == ["127.0.0.1", "203.0.113.7"]
