@@ -579,6 +579,187 @@ def test_truncated_png(tmp_path):
     refused(path, "evidence.corrupt_image")
 
 
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+ADAM7 = [
+    (0, 0, 8, 8),
+    (4, 0, 8, 8),
+    (0, 4, 4, 8),
+    (2, 0, 4, 4),
+    (0, 2, 2, 4),
+    (1, 0, 2, 2),
+    (0, 1, 1, 2),
+]
+
+
+def _png_rows(width: int, height: int, depth: int, colour: int, interlace: int) -> bytes:
+    """PNG image data before deflate: every row of every pass, filter byte 0 and seeded pixels."""
+    rng = random.Random(f"{width}x{height}x{depth}x{colour}x{interlace}")
+    bits = depth * PNG_CHANNELS[colour]
+    rows = bytearray()
+    for x0, y0, dx, dy in ADAM7 if interlace else [(0, 0, 1, 1)]:
+        columns = len(range(x0, width, dx))
+        for _ in range(y0, height, dy) if columns else ():
+            rows += b"\x00" + rng.randbytes((columns * bits + 7) // 8)
+    return bytes(rows)
+
+
+def _png(width: int, height: int, depth: int, colour: int, interlace: int, rows: bytes) -> bytes:
+    """A PNG of `rows`, deflated and split over three IDAT chunks."""
+    ihdr = struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, interlace)
+    palette = _png_chunk(b"PLTE", bytes(range(256)) * 3) if colour == 3 else b""
+    stream = zlib.compress(rows, 9)
+    third = len(stream) // 3 + 1
+    idat = b"".join(
+        _png_chunk(b"IDAT", stream[i : i + third]) for i in range(0, len(stream), third)
+    )
+    return (
+        b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + palette + idat + _png_chunk(b"IEND", b"")
+    )
+
+
+def _pillow_decodes(path: Path) -> bool:
+    try:
+        with Image.open(path) as im:
+            im.load()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("interlace", [0, 1], ids=["plain", "adam7"])
+@pytest.mark.parametrize(
+    ("depth", "colour"), [(1, 0), (8, 0), (16, 0), (8, 2), (16, 2), (4, 3), (8, 4), (8, 6), (16, 6)]
+)
+def test_png_image_data_must_be_exactly_what_its_header_declares(
+    tmp_path, depth, colour, interlace
+):
+    """The PNG check inflates the image data without keeping it, so it must know its exact size:
+    for every colour type, bit depth and interlacing, one byte short or over is refused. Pillow
+    decoding the exact data and failing on one byte less proves the size right."""
+    rows = _png_rows(13, 11, depth, colour, interlace)
+    exact, short, long = (tmp_path / n for n in ("exact.png", "short.png", "long.png"))
+    exact.write_bytes(_png(13, 11, depth, colour, interlace, rows))
+    short.write_bytes(_png(13, 11, depth, colour, interlace, rows[:-1]))
+    long.write_bytes(_png(13, 11, depth, colour, interlace, rows + b"\x00"))
+    assert _pillow_decodes(exact) and not _pillow_decodes(short)
+    facts = inspect(exact)
+    assert (facts.content_type, facts.width, facts.height) == ("image/png", 13, 11)
+    assert "ends after" in refused(short, "evidence.corrupt_image").params["reason"]
+    assert "more image data" in refused(long, "evidence.corrupt_image").params["reason"]
+
+
+@pytest.mark.parametrize("mode", ["1", "L", "LA", "P", "RGB", "RGBA", "I;16"])
+def test_pngs_pillow_writes_are_accepted(tmp_path, mode):
+    path = tmp_path / "p.png"
+    Image.effect_noise((97, 61), 40).convert(mode).save(path, "PNG")
+    assert (inspect(path).width, inspect(path).height) == (97, 61)
+
+
+def test_png_exif_is_read_without_decoding_the_pixels(tmp_path):
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110], exif[0x0112] = "Xiaomi", "Redmi Note 12", 6
+    path = tmp_path / "screenshot.png"
+    Image.new("RGB", (40, 30)).save(path, "PNG", exif=exif.tobytes())
+    facts = inspect(path)
+    assert (facts.make, facts.model, facts.orientation) == ("Xiaomi", "Redmi Note 12", 6)
+    assert (facts.width, facts.height) == (30, 40)
+
+
+def test_png_with_a_damaged_chunk_is_refused(tmp_path):
+    data = bytearray(_png(13, 11, 8, 2, 0, _png_rows(13, 11, 8, 2, 0)))
+    data[data.index(b"IDAT") + 20] ^= 0x01  # one bit in the compressed pixels
+    path = tmp_path / "flipped.png"
+    path.write_bytes(bytes(data))
+    assert "CRC" in refused(path, "evidence.corrupt_image").params["reason"]
+
+
+def test_png_without_its_end_chunk_is_refused(tmp_path):
+    path = tmp_path / "noend.png"
+    path.write_bytes(_png(13, 11, 8, 2, 0, _png_rows(13, 11, 8, 2, 0))[:-12])
+    assert refused(path, "evidence.corrupt_image").params["reason"] == "no IEND chunk"
+
+
+@pytest.mark.parametrize("cut", [1, 2, 16, 2000])
+@pytest.mark.parametrize("name", ["jpg_gps_DSCN0010.jpg", "jpg_mobile_jolla.jpg"])
+def test_jpeg_cut_short_by_a_few_bytes_is_refused(tmp_path, name, cut):
+    """Validation decodes JPEGs at 1/8 scale, but libjpeg still reads every entropy-coded byte:
+    the last few missing shows as it does at full size."""
+    data = photo(name).read_bytes()
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(data[:-cut])
+    assert "truncated" in refused(path, "evidence.corrupt_image").params["reason"]
+
+
+def test_mpo_jpeg_is_accepted_at_its_full_size(tmp_path):
+    """Pillow opens a JPEG with an MPF index (Ultra HDR, some cameras) as MPO: scaled too."""
+    path = tmp_path / "mpo.jpg"
+    first, second = Image.effect_noise((640, 480), 30).convert("RGB"), Image.new("RGB", (64, 48))
+    first.save(path, "MPO", save_all=True, append_images=[second])
+    with Image.open(path) as im:
+        assert im.format == "MPO"
+    facts = inspect(path)
+    assert (facts.content_type, facts.width, facts.height) == ("image/jpeg", 640, 480)
+    path.write_bytes(path.read_bytes()[:20_000])
+    refused(path, "evidence.corrupt_image")
+
+
+# --- memory -------------------------------------------------------------------------------
+
+
+def _peak_rss_growth(action) -> int:
+    """Bytes the process's peak resident set rose above its size before `action` (Linux)."""
+
+    def kib(field: str) -> int:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+        raise AssertionError(f"no {field} in /proc/self/status")
+
+    try:  # "5" resets VmHWM, the peak, to the current resident set (Linux >= 4.0)
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pytest.skip("the peak resident set can only be reset on Linux")
+    before = kib("VmRSS")
+    action()
+    return (kib("VmHWM") - before) << 10
+
+
+@pytest.fixture(scope="module")
+def large_images(tmp_path_factory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("large")
+    jpeg = out / "48mp.jpg"
+    Image.new("RGB", (8000, 6000), (90, 120, 60)).save(jpeg, "JPEG", quality=90)
+    return {
+        "jpeg": jpeg,
+        "png": _png_bomb(out / "100mp.png", 10_000, 10_000),
+        "small jpeg": photo("jpg_gps_DSCN0010.jpg"),
+        "small png": _png_bomb(out / "small.png", 100, 100),
+    }
+
+
+@pytest.mark.parametrize("kind", ["jpeg", "png"])
+def test_validation_memory_does_not_grow_with_the_pixel_count(large_images, monkeypatch, kind):
+    """A 48-megapixel JPEG (144 MB of RGB) and a 100-megapixel PNG (100 MB as Pillow holds it)
+    are validated in a few megabytes; a full decode, measured the same way, takes it all."""
+    path = large_images[kind]
+    inspect(large_images[f"small {kind}"])  # plugins imported, first-use allocations made
+    ours = _peak_rss_growth(lambda: inspect(path, max_pixels=100_000_000))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)
+    full = _peak_rss_growth(lambda: _pillow_decodes(path))
+    assert full > 90 << 20, f"a full decode should show in the peak: {full >> 20} MB"
+    assert ours < 16 << 20, f"validating {path.name} took {ours >> 20} MB above idle"
+
+
+def test_large_jpeg_cut_short_is_refused(large_images, tmp_path):
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(large_images["jpeg"].read_bytes()[:-2])
+    refused(path, "evidence.corrupt_image")
+
+
 def test_jpeg_magic_then_garbage(tmp_path):
     path = tmp_path / "fake.jpg"
     path.write_bytes(
@@ -589,12 +770,7 @@ def test_jpeg_magic_then_garbage(tmp_path):
 
 def _png_bomb(path: Path, width: int, height: int) -> Path:
     """A valid 1-bit greyscale PNG of width x height, all zeros: megapixels in a few kilobytes."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-        )
-
+    chunk = _png_chunk
     row = b"\x00" * (1 + (width + 7) // 8)
     compressor = zlib.compressobj(9)
     idat = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
