@@ -138,7 +138,7 @@ _MARKUP_OVERLAP = max(len(o) + 2 + _markup_run(o, _MARKUP_BITS) for o in _MARKUP
 
 
 def find_markup(source: Path | str | BinaryIO, *, chunk: int = CHUNK_SIZE) -> str | None:
-    """The first markup/script opener in a file or stream (e.g. "<script"), or None.
+    """The opener (e.g. "<script") of the first markup or script in a file or stream, or None.
 
     Reads in `chunk`-sized pieces with a small overlap: memory is flat whatever the size.
     """
