@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.only in ("evidence", "all"):
             print("[bench] evidence …", flush=True)
             try:
-                evidence.run(report, Path(tmp) / "evidence", quick=args.quick)
+                evidence.run(report, Path(tmp) / "evidence", quick=args.quick, dbs=tuple(dbs))
             except Exception:
                 failed = True
                 traceback.print_exc()
