@@ -11,6 +11,7 @@ import functools
 import hashlib
 import json
 import random
+import re
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -400,10 +401,9 @@ class DeviceClient:
                 return
             except tus.Error as error:
                 status, code, message = _tus_failure(error)
-            if status is None or status >= 500 or status in (409, 460):
-                # the connection broke, the server failed, or a chunk arrived damaged or out of
-                # step: ask the server for its offset again and go on from there. Only failures
-                # in a row count: a long upload on a flaky network still gets through.
+            verdict = upload_verdict(status, code, has_upload=bool(url))
+            if verdict == "retry":
+                # only failures in a row count: a long upload on a flaky network gets through
                 if sent > sent_at_failure:
                     failures, sent_at_failure = 0, sent
                 failures += 1
@@ -417,11 +417,11 @@ class DeviceClient:
                     )
                 self._pause(failures)
                 continue
-            if status == 413 and code != "evidence.too_large" and chunk_size > MIN_CHUNK_SIZE:
-                chunk_size //= 2  # the server takes smaller chunks than ours
+            if verdict == "smaller" and chunk_size > MIN_CHUNK_SIZE:
+                chunk_size //= 2
                 continue
-            if status in (404, 410) and url:
-                refusal = self._upload_refusal(url)
+            if verdict == "ask":
+                refusal = self._upload_refusal(str(url))
                 if refusal is None:  # expired or gone: the bytes are here, start a new upload
                     restarts += 1
                     if restarts > 2:
@@ -432,13 +432,13 @@ class DeviceClient:
                     self.store.photo_upload_lost(sha256)
                     continue
                 code, message = refusal
-            elif status == 401:
+            elif verdict == "sign_in":
                 raise NotSignedIn(
                     message or "the sign-in is no longer valid (登录已失效)",
                     hint="run `fieldsync-device login USERNAME` again; your photos are kept",
                     code=code,
                 )
-            elif status in (403, 404, 412):
+            elif verdict == "stop":
                 raise Refused(
                     f"the server does not take this phone's photos: {message or status}",
                     hint=hint_for(code) or "tell the back office; your photos are kept",
@@ -462,10 +462,13 @@ class DeviceClient:
         return code, self._catalogue_message(code)
 
     def _catalogue_message(self, code: str) -> str:
+        """The catalogue's message for a code the server named without its parameters (an
+        upload's refusal, read back later): the placeholders are left out."""
         problem = CATALOGUE.get(code)
         if problem is None:
             return code
-        return problem.message("zh" if self.language.startswith("zh") else "en", {})
+        template = problem.zh if self.language.startswith("zh") else problem.en
+        return re.sub(r" ?[(（]?\{\w+\}[)）]?", "", template)
 
     # --- conflicts and quarantine -------------------------------------------------------------
 
@@ -657,6 +660,31 @@ def _photo_metadata(photo: Mapping[str, Any]) -> dict[str, str]:
     if photo["entity"] == "inspection":
         meta["inspection_id"] = str(photo["entity_id"])
     return meta
+
+
+def upload_verdict(status: int | None, code: str | None, *, has_upload: bool) -> str:
+    """What to do after a tus request failed with `status` (None: no answer) and `code`:
+
+    - "retry": the connection broke, the server failed, or a chunk arrived damaged (460) or
+      out of step (409): ask the server for its offset (HEAD) and go on from there;
+    - "smaller": the chunk is over the server's body limit;
+    - "ask": the upload is gone (404) or closed (410): GET says whether it expired (start a
+      new one) or the bytes were refused;
+    - "sign_in": the token is no longer valid;
+    - "stop": this server takes no photos from this phone (role, protocol, no tus endpoint);
+    - "refuse": these bytes never become evidence (not an image, too large, hash mismatch).
+    """
+    if status is None or status >= 500 or status in (409, 460):
+        return "retry"
+    if status == 413 and code != "evidence.too_large":
+        return "smaller"
+    if status in (404, 410) and has_upload:
+        return "ask"
+    if status == 401:
+        return "sign_in"
+    if status in (403, 404, 412):
+        return "stop"
+    return "refuse"
 
 
 def _tus_failure(error: Exception) -> tuple[int | None, str | None, str]:

@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -466,6 +467,53 @@ def test_a_client_killed_mid_upload_resumes_from_the_servers_offset(
         inspection = session.get(Inspection, uuid.UUID(rid))
         assert inspection is not None and inspection.evidence_missing == []
     assert "resumed" not in ok(device(phone, "sync"))  # nothing left to send
+
+
+@pytest.mark.parametrize("fate", ["expired", "refused"])
+def test_an_upload_the_server_closed_while_the_phone_was_dead(
+    relay: Relay, app: Any, tmp_path: Path, big_photo: Path, fate: str
+) -> None:
+    """HEAD answers 410 without a body: the client asks (GET) why. Expired: it starts a new
+    upload, once. Refused (the answer to the last chunk was lost): it says why and stops."""
+    from fieldsync.evidence.models import Evidence, Upload
+
+    phone = tmp_path / "phone-a"
+    signed_in(relay, phone, "cg_wang")
+    rid = ok(device(phone, "inspect", "new", "--matter", "CG-001", "--description", "x")).strip()
+    ok(device(phone, "photo", rid, str(big_photo)))
+    relay.stall(b"PATCH /api/v1/uploads/", 2, after=CHUNK_SIZE // 2, direction="up")
+    first = device_in_background(phone, "sync")
+    relay.wait_stalled()
+    kill(first)
+    relay.drop()
+    with _session(app) as session, session.begin():
+        (upload,) = session.scalars(select(Upload)).all()
+        if fate == "expired":
+            upload.expires_at = upload.created_at - timedelta(seconds=1)
+        else:
+            upload.state, upload.error = "failed", "evidence.markup_content"
+
+    relay.reset()
+    relay.watch(b"POST /api/v1/uploads")
+    second = device(phone, "sync")
+    with _session(app) as session:
+        uploads = session.scalar(select(func.count()).select_from(Upload))
+        evidence = session.scalar(select(func.count()).select_from(Evidence))
+    if fate == "expired":
+        assert f"photo {big_photo.name} (20.0 MB) uploaded (照片已上传): sent 20.0 MB" in ok(second)
+        assert relay.watched[b"POST /api/v1/uploads"] == 1  # one new upload
+        assert (uploads, evidence) == (2, 1)
+    else:
+        assert second.returncode == 5
+        assert f"photo refused (照片被拒收) {big_photo.name}" in second.stdout
+        assert (
+            "evidence.markup_content — The file contains web markup or script and cannot be "
+            "evidence." in second.stdout
+        )
+        assert "what to do: this file is not a plain photo" in second.stdout
+        assert relay.watched[b"POST /api/v1/uploads"] == 0
+        assert (uploads, evidence) == (1, 0)
+        assert "refused (被拒收)" in ok(device(phone, "photos"))
 
 
 def test_a_client_killed_while_a_push_answer_is_on_the_way_applies_each_mutation_once(

@@ -16,7 +16,7 @@ from conftest import PHOTOS
 
 from fieldsync.client.cli import ProgressLine
 from fieldsync.client.store import Crash, Store
-from fieldsync.client.sync import ClientError, DeviceClient
+from fieldsync.client.sync import ClientError, DeviceClient, upload_verdict
 
 NOW = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 NODE = "device-a"
@@ -201,6 +201,32 @@ def test_the_client_refuses_a_photo_for_a_submitted_or_unknown_record_or_a_missi
         assert phone.store.photos() == [] and phone.store.pending_count() == 2
     finally:
         phone.close()
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "has_upload", "verdict"),
+    [
+        (None, None, True, "retry"),  # no answer: the network broke
+        (503, "server.unavailable", True, "retry"),
+        (460, "upload.checksum_mismatch", True, "retry"),  # the chunk was dropped
+        (409, "upload.offset_mismatch", True, "retry"),  # HEAD tells where to go on
+        (413, "request.too_large", True, "smaller"),
+        (413, "evidence.too_large", False, "refuse"),  # the photo itself is over the limit
+        (410, None, True, "ask"),  # HEAD has no body: expired, or refused?
+        (404, None, True, "ask"),
+        (404, "request.not_found", False, "stop"),  # no tus endpoint on this server
+        (401, "auth.device_revoked", True, "sign_in"),
+        (403, "auth.forbidden", False, "stop"),
+        (412, "upload.version_unsupported", False, "stop"),
+        (422, "evidence.not_an_image", True, "refuse"),
+        (422, "upload.hash_mismatch", False, "refuse"),
+        (400, "upload.invalid_metadata", False, "refuse"),
+    ],
+)
+def test_what_the_client_does_after_each_upload_failure(
+    status: int | None, code: str | None, has_upload: bool, verdict: str
+) -> None:
+    assert upload_verdict(status, code, has_upload=has_upload) == verdict
 
 
 # --- progress ---------------------------------------------------------------------------------
