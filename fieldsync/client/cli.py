@@ -1,7 +1,8 @@
 """`fieldsync-device`: the reference client on the command line (what a phone app does).
 
 Exit codes: 0 done; 1 refused or failed; 2 wrong usage; 3 no connection (changes kept);
-4 not signed in; 5 synced, but some changes were rejected (see `quarantine`).
+4 not signed in; 5 synced, but some changes were rejected (see `quarantine`) or some photos
+refused (see `photos`).
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ import getpass
 import json
 import os
 import sys
+import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from fieldsync.client.store import parse_time, utcnow
-from fieldsync.client.sync import ClientError, DeviceClient
+from fieldsync.client.sync import ClientError, DeviceClient, NotSignedIn, hint_for, size_text
 
 HOME = Path(os.environ.get("FIELDSYNC_DEVICE_HOME", "~/.fieldsync-device")).expanduser()
 EXIT_REJECTED = 5
@@ -25,20 +27,20 @@ EXIT_REJECTED = 5
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    progress = ProgressLine(sys.stderr, live=sys.stderr.isatty())
     client = DeviceClient(
-        _profile(args.profile),
-        args.server,
-        progress=_progress if sys.stderr.isatty() else None,
-        language=args.lang,
+        _profile(args.profile), args.server, progress=progress, language=args.lang
     )
     try:
         return int(args.run(client, args) or 0)
     except ClientError as error:
+        progress.end()
         print(f"error: {error.message}", file=sys.stderr)
         if error.hint:
             print(f"what to do: {error.hint}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
+        progress.end()
         print(
             "\ninterrupted: nothing is lost — run the command again to continue",
             file=sys.stderr,
@@ -117,7 +119,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="every field, as JSON")
     command("list", "inspections on this device", _inspect_list, isub)
 
-    command("sync", "push queued changes, then pull (同步)", _sync)
+    p = command(
+        "photo",
+        "add a photo to an inspection or report (拍照取证): kept on this phone, uploaded by `sync`",
+        _photo,
+    )
+    p.add_argument("id", help="inspection or report id (or an unambiguous prefix)")
+    p.add_argument("file", help="the photo: JPEG, PNG or HEIC")
+    p.add_argument("--captured-at", help="when it was taken, RFC 3339 (default: now)")
+    command("photos", "photos on this device and whether the server has them (照片)", _photos)
+
+    command("sync", "push queued changes, upload photos, then pull (同步)", _sync)
     command("status", "what is queued, when this device last synced", _status)
     p = command("conflicts", "conflicts with both values (冲突)", _conflicts)
     p.add_argument("--all", action="store_true", help="resolved ones too")
@@ -132,9 +144,54 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _progress(stage: str, done: int, total: int | None) -> None:
-    text = f"{stage}: {done}/{total}" if total is not None else f"{stage}: {done} changes"
-    print(f"\r  {text}   ", end="", file=sys.stderr, flush=True)
+class ProgressLine:
+    """Progress of long steps: on a terminal one live line rewritten in place; otherwise (a log,
+    a pipe) plain lines, one when a step starts, then at most one per `interval` seconds, and
+    one when it ends."""
+
+    def __init__(
+        self,
+        stream: TextIO,
+        *,
+        live: bool,
+        interval: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.stream = stream
+        self.live = live
+        self.interval = interval
+        self.clock = clock
+        self.step: tuple[str, str] | None = None
+        self.printed_at = 0.0
+        self.open_line = False
+
+    def __call__(self, stage: str, done: int, total: int | None, item: str = "") -> None:
+        text = _progress_text(stage, done, total, item)
+        if self.live:
+            print(f"\r  {text}   ", end="", file=self.stream, flush=True)
+            self.open_line = True
+            return
+        now = self.clock()
+        step = (stage, item)
+        finished = total is not None and done >= total
+        if step != self.step or finished or now - self.printed_at >= self.interval:
+            print(f"  {text}", file=self.stream, flush=True)
+            self.step, self.printed_at = step, now
+
+    def end(self) -> None:
+        """Close the live line before other output."""
+        if self.open_line:
+            print(file=self.stream, flush=True)
+            self.open_line = False
+
+
+def _progress_text(stage: str, done: int, total: int | None, item: str) -> str:
+    if stage == "upload":
+        share = f" ({100 * done // total}%)" if total else ""
+        return f"upload {item}: {size_text(done)} of {size_text(total or 0)}{share}"
+    if total is None:
+        return f"{stage}: {done} change(s)"
+    return f"{stage}: {done}/{total} change(s)"
 
 
 # --- commands ---------------------------------------------------------------------------------
@@ -215,6 +272,16 @@ def _inspect_show(client: DeviceClient, args: argparse.Namespace) -> int:
         print(f"  {name + ':':<14}{_show(view.get(name))}")
     present = [people.get(p, p) for p in view.get("present") or []]
     print(f"  {'present:':<14}{', '.join(present) or '-'}")
+    lacking = set(view.get("evidence_missing") or [])
+    for sha256 in view.get("evidence") or []:
+        photo = client.store.photo(sha256)
+        if photo is not None:
+            where = f"{photo['filename']} — {_photo_state(photo)}"
+        elif sha256 in lacking:
+            where = "taken on another device, not on the server yet"
+        else:
+            where = "taken on another device, on the server"
+        print(f"  {'photo:':<14}{sha256[:12]} {where}")
     for flag in view.get("flags") or []:
         print(f"  flag: {flag.get('code')} — {flag.get('message')}")
     return 0
@@ -239,15 +306,93 @@ def _inspect_list(client: DeviceClient, args: argparse.Namespace) -> int:
     return 0
 
 
+def _photo(client: DeviceClient, args: argparse.Namespace) -> int:
+    _signed_in(client)
+    entity, record_id = _known_record(client, args.id)
+    captured_at = parse_time(args.captured_at) if args.captured_at else None
+    if captured_at is not None and captured_at.tzinfo is None:
+        raise ClientError(
+            f"--captured-at {args.captured_at} has no time zone",
+            hint="give it as RFC 3339, e.g. 2026-11-25T09:30:00Z",
+        )
+    photo = client.add_photo(entity, record_id, args.file, captured_at=captured_at)
+    print(
+        f"photo {photo['filename']} ({size_text(photo['size'])}, sha256 {photo['sha256'][:12]}) "
+        f"added to {entity} {record_id}"
+    )
+    print(f"saved on this phone (已保存在本机); {_queued(client)}", file=sys.stderr)
+    return 0
+
+
+def _photos(client: DeviceClient, args: argparse.Namespace) -> int:
+    photos = client.store.photos()
+    if not photos:
+        print("no photos on this device yet")
+    for photo in photos:
+        print(
+            f"{photo['sha256'][:12]}  {_photo_state(photo):<30}  {size_text(photo['size']):>8}  "
+            f"{photo['entity']} {photo['entity_id'][:8]}  {photo['filename']}"
+        )
+        if photo["state"] == "refused":
+            print(f"    {photo['code']} — {photo['message']}")
+            print(f"    what to do: {hint_for(photo['code']) or 'take the photo again'}")
+    return 0
+
+
+def _photo_state(photo: dict[str, Any]) -> str:
+    if photo["state"] == "pending" and photo["offset"]:
+        return f"uploading ({size_text(photo['offset'])} sent)"
+    return {
+        "pending": "waiting to upload (待上传)",
+        "uploaded": "on the server (已上传)",
+        "refused": "refused (被拒收)",
+    }.get(photo["state"], photo["state"])
+
+
 def _sync(client: DeviceClient, args: argparse.Namespace) -> int:
     _signed_in(client)
     pending = client.store.pending_count()
-    print(f"syncing with {client.server} ({pending} change(s) to send) …")
+    waiting = {p["sha256"]: p for p in client.store.photos("pending")}
+    also = f", {len(waiting)} photo(s) to upload" if waiting else ""
+    print(f"syncing with {client.server} ({pending} change(s) to send{also}) …", flush=True)
     summary = client.sync()
-    if sys.stderr.isatty():
-        print(file=sys.stderr)
+    _end_progress(client)
     statuses = ", ".join(f"{n} {s}" for s, n in sorted(summary.push.statuses.items()))
     print(f"  sent {summary.push.sent} change(s)" + (f": {statuses}" if statuses else ""))
+    sent_now = {p.sha256 for p in summary.photos.uploaded}
+    for photo in client.store.photos("uploaded"):
+        if photo["sha256"] in waiting and photo["sha256"] not in sent_now:
+            print(
+                f"  photo {photo['filename']} ({size_text(photo['size'])}): the server had it "
+                "already (sent from another phone), no byte sent"
+            )
+    for sent in summary.photos.uploaded:
+        if sent.sent == 0:
+            how = "the server had it already, no byte sent"
+        elif sent.resumed_at:
+            how = f"resumed at {size_text(sent.resumed_at)}, sent {size_text(sent.sent)}"
+        else:
+            how = f"sent {size_text(sent.sent)}"
+        print(f"  photo {sent.filename} ({size_text(sent.size)}) uploaded (照片已上传): {how}")
+    for photo in summary.photos.unreadable:
+        print(
+            f"  photo {photo['filename']} is missing from this phone's store "
+            f"({client.store.photo_file(photo)}): take it again with `fieldsync-device photo`"
+        )
+    for photo in summary.photos.refused:
+        print(
+            f"  photo refused (照片被拒收) {photo['filename']} of {photo['entity']} "
+            f"{photo['entity_id']}: {photo['code']} — {photo['message']}"
+        )
+        hint = hint_for(photo["code"]) or "see `fieldsync-device photos`"
+        print(f"    what to do: {hint}; it will not be sent again")
+    held = {p["sha256"] for p in client.store.photos()}
+    elsewhere = summary.push.missing_evidence - held
+    if elsewhere:
+        print(
+            f"  the server still lacks {len(elsewhere)} photo(s) these records name that are "
+            "not on this phone: they upload from the phone that took them"
+        )
     note = " (the cursor had expired: fetched everything again)" if summary.pull.restarted else ""
     print(f"  received {summary.pull.changes} change(s) in {summary.pull.pages} page(s){note}")
     conflicts = summary.push.statuses.get("conflict", 0)
@@ -264,9 +409,15 @@ def _sync(client: DeviceClient, args: argparse.Namespace) -> int:
                 f"{r['message']} / {r['message_zh']}"
             )
         print("  the rest went through; see `fieldsync-device quarantine`, fix and record again")
+    if rejected or summary.photos.refused or summary.photos.unreadable:
         return EXIT_REJECTED
     print("done (同步完成)")
     return 0
+
+
+def _end_progress(client: DeviceClient) -> None:
+    if isinstance(client.progress, ProgressLine):
+        client.progress.end()
 
 
 def _status(client: DeviceClient, args: argparse.Namespace) -> int:
@@ -275,6 +426,10 @@ def _status(client: DeviceClient, args: argparse.Namespace) -> int:
     print(f"device:        {s['device_id'] or '-'}")
     print(f"server:        {s['server']}")
     print(f"pending:       {s['pending']} change(s) not yet acknowledged by the server (待同步)")
+    print(
+        f"photos:        {s['photos_pending']} waiting to upload "
+        f"({size_text(s['photos_pending_bytes'])} to send), {s['photos_refused']} refused"
+    )
     print(f"last sync:     {_ago(s['last_sync_at'])}")
     print(f"cursor age:    {_ago(s['cursor_at']) if s['has_cursor'] else 'none (first sync)'}")
     print(f"conflicts:     {s['open_conflicts']} open")
@@ -331,6 +486,7 @@ def _resolve(client: DeviceClient, args: argparse.Namespace) -> int:
     what = "kept the record as it is" if args.resolution == "keep" else "took the set-aside value"
     print(f"conflict {data['id']} resolved (已处理): {what}")
     summary = client.pull()
+    _end_progress(client)
     print(f"  received {summary.changes} change(s)")
     return 0
 
@@ -358,7 +514,7 @@ def _quarantine(client: DeviceClient, args: argparse.Namespace) -> int:
 
 def _signed_in(client: DeviceClient) -> None:
     if not client.store.get("token"):
-        raise ClientError(
+        raise NotSignedIn(
             "this device is not signed in (设备未登录)",
             hint="run `fieldsync-device login USERNAME` first",
         )
@@ -366,22 +522,37 @@ def _signed_in(client: DeviceClient) -> None:
 
 def _queued(client: DeviceClient) -> str:
     n = client.store.pending_count()
-    return f"{n} change(s) waiting to sync — run `fieldsync-device sync` when online"
+    photos = len(client.store.photos("pending"))
+    also = f" and {photos} photo(s)" if photos else ""
+    return f"{n} change(s){also} waiting to sync — run `fieldsync-device sync` when online"
 
 
 def _known(client: DeviceClient, text: str) -> str:
-    """A full id, or an unambiguous prefix of one this device holds."""
+    """A full inspection id, or an unambiguous prefix of one this device holds."""
+    return _known_record(client, text, ("inspection",))[1]
+
+
+def _known_record(
+    client: DeviceClient, text: str, entities: Sequence[str] = ("inspection", "report")
+) -> tuple[str, str]:
+    """(entity, id) of the one record of `entities` on this device whose id is or starts with
+    `text`."""
     try:
-        return str(uuid.UUID(text))
+        prefix = str(uuid.UUID(text))
     except ValueError:
-        pass
+        prefix = text.lower()
+    marks = ", ".join("?" * len(entities))
     rows = client.store.conn.execute(
-        "SELECT id FROM records WHERE entity = 'inspection' AND id LIKE ?", (text + "%",)
+        f"SELECT entity, id FROM records WHERE entity IN ({marks}) AND id LIKE ?",
+        (*entities, prefix + "%"),
     ).fetchall()
     if len(rows) == 1:
-        return str(rows[0]["id"])
+        return str(rows[0]["entity"]), str(rows[0]["id"])
+    if len(entities) == 1 and prefix != text.lower():  # a full id not (yet) on this device
+        return entities[0], prefix
+    kinds = " or ".join(entities)
     raise ClientError(
-        f"no single inspection with id {text!r} on this device",
+        f"no single {kinds} with id {text!r} on this device",
         hint="see `fieldsync-device inspect list`; run `fieldsync-device sync` to fetch new ones",
     )
 

@@ -9,7 +9,10 @@ so a device killed at any point restarts from a consistent state:
   applied a push but before the response was stored, the next push re-sends from
   ``last_acked_seq + 1`` and the server answers with the stored results (replays) — exactly once;
 - a pulled page and the cursor after it are stored together: a page is applied again or not at
-  all, never half.
+  all, never half;
+- a photo is copied into the profile and hashed first, then recorded together with the outbox
+  entry that adds its hash to the record's evidence; its tus upload URL is stored as soon as the
+  server made it, so a restarted upload asks the server for its offset and goes on from there.
 
 The local copy a user sees is the server's data with the outbox entries not yet acknowledged
 re-applied on top (``local``); it is rebuilt whenever either side changes.
@@ -18,6 +21,8 @@ re-applied on top (``local``); it is rebuilt whenever either side changes.
 from __future__ import annotations
 
 import json
+import mimetypes
+import os
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -26,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from fieldsync.evidence.hashing import StreamingHasher, iter_chunks
 from fieldsync.sync.hlc import HLC, receive, tick
 from fieldsync.sync.merge import FieldSpec, FieldState, MergeRefused, Policy, merge
 
@@ -64,6 +70,24 @@ CREATE TABLE IF NOT EXISTS conflicts (
     seen_at TEXT NOT NULL,
     resolution TEXT
 );
+CREATE TABLE IF NOT EXISTS photos (
+    sha256 TEXT PRIMARY KEY,              -- of the whole file, computed at capture
+    path TEXT NOT NULL,                   -- the copy kept in the profile, relative to it
+    filename TEXT NOT NULL,               -- the original file's name (display, Upload-Metadata)
+    content_type TEXT,
+    size INTEGER NOT NULL,
+    captured_at TEXT NOT NULL,
+    entity TEXT NOT NULL,                 -- the record it was taken for
+    entity_id TEXT NOT NULL,
+    device_seq INTEGER NOT NULL,          -- the outbox entry that added it to that record
+    state TEXT NOT NULL DEFAULT 'pending',  -- pending | uploaded | refused
+    upload_url TEXT,                      -- the tus upload, once the server created it
+    offset INTEGER NOT NULL DEFAULT 0,    -- bytes the server had when last asked (display only)
+    code TEXT,                            -- why the server refused it
+    message TEXT,
+    created_at TEXT NOT NULL,
+    done_at TEXT
+);
 CREATE TABLE IF NOT EXISTS rejected (
     device_seq INTEGER PRIMARY KEY,
     mutation_id TEXT NOT NULL,
@@ -78,6 +102,7 @@ CREATE TABLE IF NOT EXISTS rejected (
 """
 
 DELETED = {"_deleted": True}  # the local view of a record this device deleted, not yet acked
+PHOTO_STATES = ("pending", "uploaded", "refused")
 
 
 def utcnow() -> datetime:
@@ -269,39 +294,172 @@ class Store:
     ) -> dict[str, Any]:
         """Record one local change: the next device_seq, an HLC tick, the optimistic local copy.
         The base version is the version of the server's copy this device holds."""
-        body = {k: dict(v) for k, v in (("set", set_), ("add", add), ("remove", remove)) if v}
-        with self.transaction() as c:
-            seq = self.last_seq + 1
-            row = c.execute(
-                "SELECT version FROM records WHERE entity = ? AND id = ?", (entity, entity_id)
-            ).fetchone()
-            base_version = int(row["version"]) if row else 0
-            clock = tick(self.hlc(), now_ms=int(now.timestamp() * 1000), node=node)
-            c.execute(
-                "INSERT INTO outbox (device_seq, mutation_id, type, entity, entity_id, "
-                "base_version, device_time, hlc, body, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    seq,
-                    str(uuid.uuid4()),
-                    f"{entity}.{action}",
-                    entity,
-                    entity_id,
-                    base_version,
-                    rfc3339(now),
-                    str(clock),
-                    json.dumps(body, ensure_ascii=False),
-                    rfc3339(utcnow()),
-                ),
+        with self.transaction():
+            seq = self._enqueue(
+                entity, entity_id, action, set_=set_, add=add, remove=remove, now=now, node=node
             )
-            self._point("enqueue.inserted")
-            self._set("last_seq", seq)
-            self._set("hlc", str(clock))
-            self._rebuild(entity, entity_id)
             self._point("enqueue.done")
         entry = self.outbox_entry(seq)
         assert entry is not None
         return entry
+
+    def _enqueue(
+        self,
+        entity: str,
+        entity_id: str,
+        action: str,
+        *,
+        set_: Mapping[str, Any] | None = None,
+        add: Mapping[str, list[Any]] | None = None,
+        remove: Mapping[str, list[Any]] | None = None,
+        now: datetime,
+        node: str,
+    ) -> int:
+        """The outbox entry, inside the caller's transaction; returns its device_seq."""
+        body = {k: dict(v) for k, v in (("set", set_), ("add", add), ("remove", remove)) if v}
+        seq = self.last_seq + 1
+        row = self.conn.execute(
+            "SELECT version FROM records WHERE entity = ? AND id = ?", (entity, entity_id)
+        ).fetchone()
+        base_version = int(row["version"]) if row else 0
+        clock = tick(self.hlc(), now_ms=int(now.timestamp() * 1000), node=node)
+        self.conn.execute(
+            "INSERT INTO outbox (device_seq, mutation_id, type, entity, entity_id, "
+            "base_version, device_time, hlc, body, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                seq,
+                str(uuid.uuid4()),
+                f"{entity}.{action}",
+                entity,
+                entity_id,
+                base_version,
+                rfc3339(now),
+                str(clock),
+                json.dumps(body, ensure_ascii=False),
+                rfc3339(utcnow()),
+            ),
+        )
+        self._point("enqueue.inserted")
+        self._set("last_seq", seq)
+        self._set("hlc", str(clock))
+        self._rebuild(entity, entity_id)
+        return seq
+
+    # --- photos (evidence taken on this phone) ------------------------------------------------
+
+    @property
+    def photos_dir(self) -> Path:
+        return self.path.parent / "photos"
+
+    def add_photo(
+        self,
+        source: Path,
+        *,
+        entity: str,
+        entity_id: str,
+        captured_at: datetime,
+        now: datetime,
+        node: str,
+    ) -> dict[str, Any]:
+        """Take a photo into the profile and add it to a record's evidence.
+
+        The bytes are copied and hashed in one pass (the SHA-256 is of exactly what will be
+        uploaded, even if the original is later changed or deleted), then the photo and the
+        outbox entry `add: {evidence: [sha256]}` are recorded in one transaction, so the record
+        can sync before the bytes. A crash before that commit leaves at most a copy no row
+        names; taking the same photo again reuses it.
+        """
+        sha256, size, kept = self._copy_in(source)
+        self._point("photo.copied")
+        with self.transaction() as c:
+            seq = self._enqueue(
+                entity, entity_id, "upsert", add={"evidence": [sha256]}, now=now, node=node
+            )
+            c.execute(
+                "INSERT INTO photos (sha256, path, filename, content_type, size, captured_at, "
+                "entity, entity_id, device_seq, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (sha256) DO NOTHING",  # the same bytes again: one upload serves all
+                (
+                    sha256,
+                    str(kept.relative_to(self.path.parent)),
+                    source.name,
+                    mimetypes.guess_type(source.name)[0],
+                    size,
+                    rfc3339(captured_at),
+                    entity,
+                    entity_id,
+                    seq,
+                    rfc3339(now),
+                ),
+            )
+            self._point("photo.recorded")
+        photo = self.photo(sha256)
+        assert photo is not None
+        return photo
+
+    def _copy_in(self, source: Path) -> tuple[str, int, Path]:
+        self.photos_dir.mkdir(parents=True, exist_ok=True)
+        hasher = StreamingHasher("sha256")
+        partial = self.photos_dir / f".{uuid.uuid4().hex}.part"
+        try:
+            with source.open("rb") as src, partial.open("xb") as dst:
+                for block in iter_chunks(src):
+                    hasher.update(block)
+                    dst.write(block)
+                dst.flush()
+                os.fsync(dst.fileno())
+            kept = self.photos_dir / (hasher.hexdigest() + source.suffix.lower())
+            os.replace(partial, kept)
+        finally:
+            partial.unlink(missing_ok=True)
+        return hasher.hexdigest(), hasher.bytes_seen, kept
+
+    def photo(self, sha256: str) -> dict[str, Any] | None:
+        row = self.conn.execute("SELECT * FROM photos WHERE sha256 = ?", (sha256,)).fetchone()
+        return None if row is None else dict(row)
+
+    def photos(self, state: str | None = None) -> list[dict[str, Any]]:
+        """Photos in the order they were taken, optionally only those in one state."""
+        sql, params = "SELECT * FROM photos", ()
+        if state is not None:
+            sql, params = sql + " WHERE state = ?", (state,)
+        return [dict(r) for r in self.conn.execute(sql + " ORDER BY device_seq, sha256", params)]
+
+    def photo_file(self, photo: Mapping[str, Any]) -> Path:
+        return self.path.parent / str(photo["path"])
+
+    def photo_upload_created(self, sha256: str, url: str) -> None:
+        """The server made the tus upload: from now on it is resumed, never made again."""
+        with self.transaction() as c:
+            c.execute(
+                "UPDATE photos SET upload_url = ?, offset = 0 WHERE sha256 = ?", (url, sha256)
+            )
+
+    def photo_offset(self, sha256: str, offset: int) -> None:
+        with self.transaction() as c:
+            c.execute("UPDATE photos SET offset = ? WHERE sha256 = ?", (offset, sha256))
+
+    def photo_upload_lost(self, sha256: str) -> None:
+        """The server no longer knows the upload (expired, removed): the next try makes one."""
+        with self.transaction() as c:
+            c.execute("UPDATE photos SET upload_url = NULL, offset = 0 WHERE sha256 = ?", (sha256,))
+
+    def photo_uploaded(self, sha256: str, *, now: datetime) -> None:
+        with self.transaction() as c:
+            c.execute(
+                "UPDATE photos SET state = 'uploaded', offset = size, done_at = ? WHERE sha256 = ?",
+                (rfc3339(now), sha256),
+            )
+
+    def photo_refused(self, sha256: str, *, code: str, message: str, now: datetime) -> None:
+        """The server will never take these bytes as evidence: they are not sent again."""
+        with self.transaction() as c:
+            c.execute(
+                "UPDATE photos SET state = 'refused', code = ?, message = ?, done_at = ? "
+                "WHERE sha256 = ?",
+                (code, message, rfc3339(now), sha256),
+            )
 
     # --- writing: what the server said --------------------------------------------------------
 
@@ -309,6 +467,8 @@ class Store:
         """Store a push response: every result, the records it returned, conflicts and
         rejections, and last_acked_seq — together. Returns counts per status."""
         counts: dict[str, int] = {}
+        missing = set(response.get("missing_evidence") or [])
+        held: set[str] = set()  # hashes the server already holds as verified evidence
         with self.transaction() as c:
             acked = self.last_acked_seq
             touched: set[tuple[str, str]] = set()
@@ -327,7 +487,10 @@ class Store:
                 )
                 entity, entity_id = row["entity"], row["entity_id"]
                 if status != "rejected" and isinstance(result.get("data"), dict):
-                    self._put(entity, entity_id, int(result["version"]), result["data"])
+                    data = result["data"]
+                    self._put(entity, entity_id, int(result["version"]), data)
+                    named = set(data.get("evidence") or [])
+                    held |= named - set(data.get("evidence_missing") or [])
                 if status == "conflict" and result.get("conflict_id"):
                     c.execute(
                         "INSERT INTO conflicts (id, entity, entity_id, device_seq, fields, "
@@ -360,6 +523,13 @@ class Store:
                 acked = seq
                 self._point("push.result_stored")
             self._set("last_acked_seq", acked)
+            # another phone (or an earlier upload) brought these bytes: nothing to send
+            for sha256 in sorted(held - missing):
+                c.execute(
+                    "UPDATE photos SET state = 'uploaded', offset = size, done_at = ? "
+                    "WHERE sha256 = ? AND state = 'pending'",
+                    (rfc3339(now), sha256),
+                )
             self._receive(response.get("server_time"), now=now)
             for entity, entity_id in touched:
                 self._rebuild(entity, entity_id)
@@ -381,10 +551,12 @@ class Store:
                 raise ValueError(f"device_seq {expected_device_seq} is no longer in the outbox")
             acked = min(self.last_acked_seq, expected_device_seq - 1)
             self._set("last_acked_seq", acked)
+            self._point("rewind.acked")
             for entity, entity_id in c.execute(
                 "SELECT DISTINCT entity, entity_id FROM outbox WHERE device_seq > ?", (acked,)
             ).fetchall():
                 self._rebuild(entity, entity_id)
+            self._point("rewind.done")
 
     def apply_pull_page(self, page: Mapping[str, Any], *, now: datetime) -> int:
         """Store one pulled page and the cursor after it, together."""
@@ -409,8 +581,10 @@ class Store:
             c.execute("UPDATE records SET data = NULL, version = 0")
             self._set("cursor", None)
             self._set("cursor_at", None)
+            self._point("reset.forgotten")
             for entity, record_id in c.execute("SELECT entity, id FROM records").fetchall():
                 self._rebuild(entity, record_id)
+            self._point("reset.done")
 
     def note_conflicts(self, conflicts: list[Mapping[str, Any]], *, now: datetime) -> None:
         """Keep the server's view of this user's conflicts (both values) for offline display."""

@@ -1,4 +1,5 @@
-"""DeviceClient: sign in, edit offline, push and pull (PROTOCOL.md §1–§3), conflicts.
+"""DeviceClient: sign in, edit offline, push and pull (PROTOCOL.md §1–§3), conflicts, and photo
+evidence uploaded by tus (§4).
 
 HTTP lives here; state lives in ``Store``. Each network step ends in one store transaction, so
 the client can be killed anywhere and resumes on the next call.
@@ -6,7 +7,11 @@ the client can be killed anywhere and resumes on the next call.
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 import random
+import re
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -14,17 +19,27 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import format_datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import requests
 
 from fieldsync.client.store import Store, rfc3339, utcnow
+from fieldsync.errors import CATALOGUE
 
 DEFAULT_SERVER = "http://127.0.0.1:5000"
 API = "/api/v1"
+MB = 1 << 20
+# tus PATCH bodies: big enough to keep a slow link busy, small enough that a dropped connection
+# loses little, and under the server's chunk limit (8 MiB by default)
+CHUNK_SIZE = 2 * MB
+MIN_CHUNK_SIZE = 256 << 10
 
-# progress(stage, done, total): stage is "push" or "pull"; total is None when unknown
-Progress = Callable[[str, int, int | None], None]
+
+class Progress(Protocol):
+    """progress(stage, done, total, item): stage is "push", "pull" (changes) or "upload" (bytes
+    of the photo named by `item`); total is None when unknown."""
+
+    def __call__(self, stage: str, done: int, total: int | None, item: str = "") -> None: ...
 
 
 class ClientError(Exception):
@@ -59,6 +74,7 @@ class PushSummary:
     sent: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
     batches: int = 0
+    missing_evidence: set[str] = field(default_factory=set)  # what the server said it lacks
 
 
 @dataclass
@@ -69,8 +85,29 @@ class PullSummary:
 
 
 @dataclass
+class PhotoSent:
+    sha256: str
+    filename: str
+    size: int
+    sent: int  # bytes this run sent (0: the server had them all already)
+    resumed_at: int  # the server's offset when this run took the photo up
+
+
+@dataclass
+class UploadSummary:
+    uploaded: list[PhotoSent] = field(default_factory=list)
+    refused: list[dict[str, Any]] = field(default_factory=list)  # photos, with code and message
+    unreadable: list[dict[str, Any]] = field(default_factory=list)  # the copy is gone or changed
+
+    @property
+    def bytes_sent(self) -> int:
+        return sum(p.sent for p in self.uploaded)
+
+
+@dataclass
 class SyncSummary:
     push: PushSummary
+    photos: UploadSummary
     pull: PullSummary
 
 
@@ -91,6 +128,7 @@ class DeviceClient:
         max_backoff: float = 8.0,
         batch_size: int = 500,
         page_limit: int = 500,
+        chunk_size: int = CHUNK_SIZE,
         max_pages: int = 100_000,
         sleep: Callable[[float], None] = time.sleep,
         now: Callable[[], datetime] = utcnow,
@@ -109,6 +147,7 @@ class DeviceClient:
         self.max_backoff = max_backoff
         self.batch_size = min(batch_size, 500)
         self.page_limit = page_limit
+        self.chunk_size = max(MIN_CHUNK_SIZE, chunk_size)
         self.max_pages = max_pages
         self.sleep = sleep
         self.now = now
@@ -188,14 +227,53 @@ class DeviceClient:
     def record(self, entity: str, record_id: str) -> dict[str, Any] | None:
         return self.store.record(entity, record_id)
 
+    def add_photo(
+        self,
+        entity: str,
+        record_id: str,
+        source: Path | str,
+        *,
+        captured_at: datetime | None = None,
+    ) -> dict[str, Any]:
+        """Take a photo as evidence of a record (拍照取证), offline: the file is kept in the
+        profile with its SHA-256, and the hash goes into the record's evidence through the
+        outbox, so the record syncs before the bytes; `sync` uploads them."""
+        record_id = str(uuid.UUID(str(record_id)))
+        view = self.record(entity, record_id)
+        if view is None:
+            raise ClientError(
+                f"{entity} {record_id} is not on this device",
+                hint="run `fieldsync-device sync` to fetch it; see `fieldsync-device inspect list`",
+            )
+        if view.get("status", "draft") != "draft":
+            raise ClientError(
+                f"{entity} {record_id} is submitted (已提交): its evidence no longer changes",
+                hint="photos are added before submission; a reviewer can ask for more evidence",
+            )
+        source = Path(source)
+        if not source.is_file():
+            raise ClientError(
+                f"no photo file at {source}", hint="give the path of a JPEG, PNG or HEIC photo"
+            )
+        return self.store.add_photo(
+            source,
+            entity=entity,
+            entity_id=record_id,
+            captured_at=captured_at or self.now(),
+            now=self.now(),
+            node=self.device_id,
+        )
+
     # --- sync ---------------------------------------------------------------------------------
 
     def sync(self) -> SyncSummary:
-        """Push what is queued, then pull what changed."""
+        """Push what is queued, upload the photos the server lacks, then pull what changed
+        (which brings the records with their evidence_missing cleared)."""
         pushed = self.push()
+        photos = self.upload_photos()
         pulled = self.pull()
         self.store.set(last_sync_at=rfc3339(self.now()))
-        return SyncSummary(pushed, pulled)
+        return SyncSummary(pushed, photos, pulled)
 
     def push(self) -> PushSummary:
         """Send the outbox from last_acked_seq + 1 in batches until it is empty."""
@@ -203,7 +281,8 @@ class DeviceClient:
         total = self.store.pending_count()
         batch_size = self.batch_size
         gaps = 0
-        self._report("push", 0, total)
+        if total:
+            self._report("push", 0, total)
         while True:
             batch = self.store.pending(limit=batch_size)
             if not batch:
@@ -238,6 +317,7 @@ class DeviceClient:
             summary.sent += len(batch)
             for status, n in counts.items():
                 summary.statuses[status] = summary.statuses.get(status, 0) + n
+            summary.missing_evidence.update(data.get("missing_evidence") or [])
             self._report("push", summary.sent, max(total, summary.sent))
 
     def pull(self) -> PullSummary:
@@ -264,6 +344,131 @@ class DeviceClient:
             if not page.get("has_more"):
                 return summary
         raise Refused(f"the pull did not finish within {self.max_pages} pages")
+
+    # --- photo evidence (tus) -----------------------------------------------------------------
+
+    def upload_photos(self) -> UploadSummary:
+        """Send every photo the server does not hold yet, each resumed from the offset the
+        server reports. A photo the server refuses is kept with the reason and never sent
+        again; a network that keeps failing ends the run, and the next run resumes."""
+        summary = UploadSummary()
+        for photo in self.store.photos("pending"):
+            path = self.store.photo_file(photo)
+            if not path.is_file() or path.stat().st_size != photo["size"]:
+                summary.unreadable.append(photo)
+                continue
+            with path.open("rb") as stream:
+                self._upload(photo, stream, summary)
+        return summary
+
+    def _upload(self, photo: Mapping[str, Any], stream: Any, summary: UploadSummary) -> None:
+        tus = _tus()
+        sha256, size, name = str(photo["sha256"]), int(photo["size"]), str(photo["filename"])
+        client = tus.TusClient(self.server + API + "/uploads", headers=self._headers(auth=True))
+        chunk_size = self.chunk_size
+        failures = restarts = sent = 0
+        sent_at_failure = 0
+        resumed_at: int | None = None
+        while True:
+            url = (self.store.photo(sha256) or {}).get("upload_url")
+            try:
+                if not url:
+                    creator = tus.Uploader(
+                        file_stream=stream, client=client, metadata=_photo_metadata(photo)
+                    )
+                    url = str(creator.create_url())
+                    self.store.photo_upload_created(sha256, url)
+                # HEAD: where the server stands, whoever sent the bytes before
+                uploader = tus.Uploader(
+                    file_stream=stream,
+                    client=client,
+                    url=url,
+                    chunk_size=chunk_size,
+                    upload_checksum=True,
+                )
+                if resumed_at is None:
+                    resumed_at = int(uploader.offset)
+                self.store.photo_offset(sha256, uploader.offset)
+                self._report("upload", uploader.offset, size, name)
+                while uploader.offset < size:
+                    before = uploader.offset
+                    uploader.upload_chunk()
+                    sent += uploader.offset - before
+                    self.store.photo_offset(sha256, uploader.offset)
+                    self._report("upload", uploader.offset, size, name)
+                self.store.photo_uploaded(sha256, now=self.now())
+                summary.uploaded.append(PhotoSent(sha256, name, size, sent, resumed_at))
+                return
+            except tus.Error as error:
+                status, code, message = _tus_failure(error)
+            verdict = upload_verdict(status, code, has_upload=bool(url))
+            if verdict == "retry":
+                # only failures in a row count: a long upload on a flaky network gets through
+                if sent > sent_at_failure:
+                    failures, sent_at_failure = 0, sent
+                failures += 1
+                if failures >= self.max_attempts:
+                    offset = int((self.store.photo(sha256) or {}).get("offset") or 0)
+                    problem = message if status is None else f"HTTP {status}"
+                    raise Offline(
+                        f"the upload of photo {name} keeps failing ({problem}; 照片上传中断)",
+                        hint=f"{size_text(offset)} of {size_text(size)} are on the server and "
+                        "nothing is lost: run `fieldsync-device sync` again to resume from there",
+                    )
+                self._pause(failures)
+                continue
+            if verdict == "smaller" and chunk_size > MIN_CHUNK_SIZE:
+                chunk_size //= 2
+                continue
+            if verdict == "ask":
+                refusal = self._upload_refusal(str(url))
+                if refusal is None:  # expired or gone: the bytes are here, start a new upload
+                    restarts += 1
+                    if restarts > 2:
+                        raise Refused(
+                            f"the server keeps losing the upload of photo {name}",
+                            hint="try again later; if it persists, tell the back office",
+                        )
+                    self.store.photo_upload_lost(sha256)
+                    continue
+                code, message = refusal
+            elif verdict == "sign_in":
+                raise NotSignedIn(
+                    message or "the sign-in is no longer valid (登录已失效)",
+                    hint="run `fieldsync-device login USERNAME` again; your photos are kept",
+                    code=code,
+                )
+            elif verdict == "stop":
+                raise Refused(
+                    f"the server does not take this phone's photos: {message or status}",
+                    hint=hint_for(code) or "tell the back office; your photos are kept",
+                    code=code,
+                )
+            code = code or f"http.{status}"
+            self.store.photo_refused(sha256, code=code, message=message, now=self.now())
+            summary.refused.append({**photo, "code": code, "message": message})
+            return
+
+    def _upload_refusal(self, url: str) -> tuple[str, str] | None:
+        """Why the server answered 404/410 for an upload: (code, message) when it refused the
+        bytes, None when the upload is just gone (expired, removed)."""
+        resp = self._request("GET", url.split(API, 1)[1])
+        if resp.status_code != 200:
+            return None
+        state = _json(resp) or {}
+        if state.get("state") != "failed":
+            return None
+        code = str(state.get("error") or "upload.failed")
+        return code, self._catalogue_message(code)
+
+    def _catalogue_message(self, code: str) -> str:
+        """The catalogue's message for a code the server named without its parameters (an
+        upload's refusal, read back later): the placeholders are left out."""
+        problem = CATALOGUE.get(code)
+        if problem is None:
+            return code
+        template = problem.zh if self.language.startswith("zh") else problem.en
+        return re.sub(r" ?[(（]?\{\w+\}[)）]?", "", template)
 
     # --- conflicts and quarantine -------------------------------------------------------------
 
@@ -302,6 +507,7 @@ class DeviceClient:
         return self._ok(resp, 200)
 
     def status(self) -> dict[str, Any]:
+        pending_photos = self.store.photos("pending")
         return {
             "server": self.server,
             "username": self.username,
@@ -314,13 +520,21 @@ class DeviceClient:
             "has_cursor": bool(self.store.cursor),
             "open_conflicts": len(self.store.conflicts()),
             "rejected": len(self.store.rejected()),
+            "photos_pending": len(pending_photos),
+            "photos_pending_bytes": sum(p["size"] - p["offset"] for p in pending_photos),
+            "photos_refused": len(self.store.photos("refused")),
         }
 
     # --- HTTP ---------------------------------------------------------------------------------
 
-    def _report(self, stage: str, done: int, total: int | None) -> None:
+    def _report(self, stage: str, done: int, total: int | None, item: str = "") -> None:
         if self.progress is not None:
-            self.progress(stage, done, total)
+            self.progress(stage, done, total, item)
+
+    def _pause(self, attempt: int) -> None:
+        """Before retry number `attempt`: exponential backoff with full jitter."""
+        delay = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
+        self.sleep(random.uniform(0, delay))
 
     def _headers(self, *, auth: bool) -> dict[str, str]:
         headers = {
@@ -348,8 +562,7 @@ class DeviceClient:
         last_problem = ""
         for attempt in range(self.max_attempts):
             if attempt:
-                delay = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
-                self.sleep(random.uniform(0, delay))
+                self._pause(attempt)
             try:
                 resp = self.send(
                     method,
@@ -404,8 +617,88 @@ class DeviceClient:
             f"the server refused the request: {_message(resp) or resp.reason} "
             f"(HTTP {resp.status_code})",
             code=_error_code(resp),
-            hint=_hint_for(_error_code(resp)),
+            hint=hint_for(_error_code(resp)),
         )
+
+
+def size_text(size: int) -> str:
+    if size >= MB:
+        return f"{size / MB:.1f} MB"
+    return f"{size / 1024:.0f} KB" if size >= 1024 else f"{size} bytes"
+
+
+@dataclass(frozen=True)
+class _Tus:
+    TusClient: Any
+    Uploader: Any
+    Error: Any
+
+
+@functools.cache
+def _tus() -> _Tus:
+    """tuspy, imported on first use: it loads aiohttp, slow for commands that upload nothing."""
+    from tusclient.client import TusClient
+    from tusclient.exceptions import TusCommunicationError
+    from tusclient.uploader import Uploader
+
+    class Sha256Uploader(Uploader):  # type: ignore[misc]
+        # Upload-Checksum of every chunk in sha256 (tuspy's default is sha1)
+        CHECKSUM_ALGORITHM_PAIR = ("sha256", hashlib.sha256)
+
+    return _Tus(TusClient, Sha256Uploader, TusCommunicationError)
+
+
+def _photo_metadata(photo: Mapping[str, Any]) -> dict[str, str]:
+    """Upload-Metadata (PROTOCOL.md §4): the hash computed at capture and what the phone knows."""
+    meta = {
+        "sha256": str(photo["sha256"]),
+        "filename": str(photo["filename"]),
+        "captured_at": str(photo["captured_at"]),
+    }
+    if photo.get("content_type"):
+        meta["content_type"] = str(photo["content_type"])
+    if photo["entity"] == "inspection":
+        meta["inspection_id"] = str(photo["entity_id"])
+    return meta
+
+
+def upload_verdict(status: int | None, code: str | None, *, has_upload: bool) -> str:
+    """What to do after a tus request failed with `status` (None: no answer) and `code`:
+
+    - "retry": the connection broke, the server failed, or a chunk arrived damaged (460) or
+      out of step (409): ask the server for its offset (HEAD) and go on from there;
+    - "smaller": the chunk is over the server's body limit;
+    - "ask": the upload is gone (404) or closed (410): GET says whether it expired (start a
+      new one) or the bytes were refused;
+    - "sign_in": the token is no longer valid;
+    - "stop": this server takes no photos from this phone (role, protocol, no tus endpoint);
+    - "refuse": these bytes never become evidence (not an image, too large, hash mismatch).
+    """
+    if status is None or status >= 500 or status in (409, 460):
+        return "retry"
+    if status == 413 and code != "evidence.too_large":
+        return "smaller"
+    if status in (404, 410) and has_upload:
+        return "ask"
+    if status == 401:
+        return "sign_in"
+    if status in (403, 404, 412):
+        return "stop"
+    return "refuse"
+
+
+def _tus_failure(error: Exception) -> tuple[int | None, str | None, str]:
+    """(HTTP status, machine code, message) of a tuspy error; status None: no answer at all."""
+    status = getattr(error, "status_code", None)
+    content = getattr(error, "response_content", None)
+    try:
+        body = json.loads(content) if content else None
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        return status, body.get("error"), str(body.get("message") or "")
+    cause = error.args[0] if error.args and isinstance(error.args[0], Exception) else error
+    return status, None, type(cause).__name__ if status is None else str(error)
 
 
 def _json(resp: requests.Response) -> Any:
@@ -431,7 +724,7 @@ def _message(resp: requests.Response) -> str:
     return ""
 
 
-def _hint_for(code: str | None) -> str:
+def hint_for(code: str | None) -> str:
     return {
         "auth.invalid_credentials": "check the username and password (检查用户名和密码)",
         "auth.device_owned_by_other": "this profile is another officer's phone: "
@@ -440,4 +733,17 @@ def _hint_for(code: str | None) -> str:
         "sync.conflict_not_found": "list them with `fieldsync-device conflicts`",
         "sync.conflict_needs_supervisor": "the inspection is submitted: "
         "ask a reviewer or the captain to resolve it",
+        "auth.forbidden": "your role does not take photo evidence; ask the admin",
+        "evidence.not_an_image": "take the photo again with the camera and add it with "
+        "`fieldsync-device photo`",
+        "evidence.corrupt_image": "the file is damaged: take the photo again and add it with "
+        "`fieldsync-device photo`",
+        "evidence.markup_content": "this file is not a plain photo: take the photo again and "
+        "add it with `fieldsync-device photo`",
+        "evidence.decompression_bomb": "take the photo again at the camera's normal resolution",
+        "evidence.empty": "take the photo again and add it with `fieldsync-device photo`",
+        "evidence.too_large": "take the photo again at a lower resolution, or ask the back "
+        "office to raise the upload limit",
+        "upload.hash_mismatch": "the kept copy changed after it was taken: take the photo "
+        "again and add it with `fieldsync-device photo`",
     }.get(code or "", "")

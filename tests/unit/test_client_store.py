@@ -60,7 +60,7 @@ def _snapshot(store: Store) -> dict[str, Any]:
     c = store.conn
     return {
         table: [tuple(r) for r in c.execute(f"SELECT * FROM {table} ORDER BY 1, 2")]
-        for table in ("meta", "records", "outbox", "conflicts", "rejected")
+        for table in ("meta", "records", "outbox", "conflicts", "rejected", "photos")
     }
 
 
@@ -353,3 +353,79 @@ def test_apply_mutation_follows_the_servers_policies_for_a_plain_edit() -> None:
     assert apply_mutation(out, "inspection.submit", {})["status"] == "submitted"
     assert apply_mutation(out, "inspection.delete", {}) == {"_deleted": True}
     assert data["description"] == "old"  # pure
+
+
+# --- crash safety of pulling, rewinding and starting over ---------------------------------------
+
+
+def test_a_crash_between_the_changes_of_a_page_stores_none_of_them(store: Store) -> None:
+    store.apply_pull_page({"cursor": "c1", "has_more": False, "changes": []}, now=NOW)
+    before = _snapshot(store)
+    ids = [str(uuid.uuid4()) for _ in range(3)]
+    page = {
+        "cursor": "c2",
+        "has_more": False,
+        "changes": [
+            {"entity": "inspection", "id": i, "version": 1, "op": "upsert", "data": {"n": n}}
+            for n, i in enumerate(ids)
+        ],
+    }
+    stored = 0
+
+    def second_change(name: str) -> None:
+        nonlocal stored
+        if name == "pull.change_stored":
+            stored += 1
+            if stored == 2:
+                raise Crash(name)
+
+    store.fault = second_change
+    with pytest.raises(Crash):
+        store.apply_pull_page(page, now=NOW)
+    store.fault = None
+    assert _snapshot(store) == before  # not the first change either: the page is one step
+    assert store.apply_pull_page(page, now=NOW) == 3
+    assert [store.record("inspection", i) for i in ids] == [{"n": 0}, {"n": 1}, {"n": 2}]
+
+
+@pytest.mark.parametrize("point", ["rewind.acked", "rewind.done"])
+def test_a_crash_inside_a_rewind_keeps_the_acknowledgements(store: Store, point: str) -> None:
+    rid = str(uuid.uuid4())
+    for text in ("one", "two"):
+        _edit(store, rid, description=text)
+    store.apply_push(
+        _push_response(*(_result(i, rid, i, {"description": "x"}) for i in (1, 2))), now=NOW
+    )
+    before = _snapshot(store)
+    store.fault = _crash_at(point)
+    with pytest.raises(Crash):
+        store.rewind(1)
+    store.fault = None
+    assert _snapshot(store) == before and store.pending() == []
+    store.rewind(1)
+    assert [p["device_seq"] for p in store.pending()] == [1, 2]
+
+
+@pytest.mark.parametrize("point", ["reset.forgotten", "reset.done"])
+def test_a_crash_inside_a_reset_keeps_the_replica_and_cursor(store: Store, point: str) -> None:
+    rid = str(uuid.uuid4())
+    store.apply_pull_page(
+        {
+            "cursor": "c1",
+            "has_more": False,
+            "changes": [
+                {"entity": "inspection", "id": rid, "version": 1, "op": "upsert", "data": {"d": 1}}
+            ],
+        },
+        now=NOW,
+    )
+    _edit(store, rid, description="offline edit")
+    before = _snapshot(store)
+    store.fault = _crash_at(point)
+    with pytest.raises(Crash):
+        store.reset_replica()
+    store.fault = None
+    assert _snapshot(store) == before and store.cursor == "c1"
+    store.reset_replica()
+    assert store.cursor is None
+    assert store.record("inspection", rid) == {"description": "offline edit"}
