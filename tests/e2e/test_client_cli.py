@@ -389,7 +389,7 @@ def test_a_photo_taken_offline_syncs_and_ends_verified(
     assert record is not None and record["evidence"] == [photo["sha256"]]
     assert record["evidence_missing"] == []
     with _session(app) as session:
-        evidence = session.get(Evidence, photo["sha256"])
+        evidence = session.scalars(select(Evidence).filter_by(sha256=photo["sha256"])).one_or_none()
         assert evidence is not None and evidence.size == PHOTO.stat().st_size
         assert evidence.content_type == "image/jpeg" and evidence.filename == PHOTO.name
         actions = session.scalars(
@@ -437,7 +437,9 @@ def test_a_client_killed_mid_upload_resumes_from_the_servers_offset(
     with _session(app) as session:
         (upload,) = session.scalars(select(Upload)).all()
         assert (upload.state, upload.offset) == ("receiving", 3 * CHUNK_SIZE)
-        assert session.get(Evidence, upload.sha256) is None
+        assert (
+            session.scalars(select(Evidence).filter_by(sha256=upload.sha256)).one_or_none() is None
+        )
     store = Store(phone / "device.sqlite3")
     try:
         (photo,) = store.photos()
@@ -461,7 +463,7 @@ def test_a_client_killed_mid_upload_resumes_from_the_servers_offset(
     assert relay.watched[b"POST /api/v1/uploads"] == 0  # no new upload made
     assert relay.watched[b"PATCH /api/v1/uploads/"] == -(-rest // CHUNK_SIZE)
     with _session(app) as session:
-        evidence = session.get(Evidence, photo["sha256"])
+        evidence = session.scalars(select(Evidence).filter_by(sha256=photo["sha256"])).one_or_none()
         assert evidence is not None and evidence.size == size
         assert session.scalar(select(func.count()).select_from(Upload)) == 1
         inspection = session.get(Inspection, uuid.UUID(rid))
