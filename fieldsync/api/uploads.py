@@ -93,7 +93,7 @@ def _refused(ctx: uploads.Context, refusal: uploads.UploadRefused) -> DomainErro
     own transaction, so the refusal is remembered: HEAD then answers 410)."""
     session = db()
     session.rollback()
-    uploads.mark_failed(session, ctx, refusal.upload_id, refusal.error.code)
+    uploads.mark_failed(session, ctx, refusal.upload_id, refusal.error)
     session.commit()
     return refusal.error
 
@@ -117,6 +117,10 @@ class UploadSchema(ma.Schema):
     offset = ma.fields.Integer()
     state = ma.fields.String(metadata={"description": "receiving | complete | failed"})
     error = ma.fields.String(allow_none=True, metadata={"description": "code of the refusal"})
+    refusal = ma.fields.Dict(
+        allow_none=True,
+        metadata={"description": "the refusal: code, message (en), message_zh, params"},
+    )
     deduplicated = ma.fields.Boolean()
     meta = ma.fields.Dict(data_key="metadata")
     created_at = ma.fields.DateTime()

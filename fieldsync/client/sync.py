@@ -11,7 +11,6 @@ import functools
 import hashlib
 import json
 import random
-import re
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -24,7 +23,6 @@ from typing import Any, Protocol
 import requests
 
 from fieldsync.client.store import Store, rfc3339, utcnow
-from fieldsync.errors import CATALOGUE
 
 DEFAULT_SERVER = "http://127.0.0.1:5000"
 API = "/api/v1"
@@ -458,17 +456,10 @@ class DeviceClient:
         state = _json(resp) or {}
         if state.get("state") != "failed":
             return None
-        code = str(state.get("error") or "upload.failed")
-        return code, self._catalogue_message(code)
-
-    def _catalogue_message(self, code: str) -> str:
-        """The catalogue's message for a code the server named without its parameters (an
-        upload's refusal, read back later): the placeholders are left out."""
-        problem = CATALOGUE.get(code)
-        if problem is None:
-            return code
-        template = problem.zh if self.language.startswith("zh") else problem.en
-        return re.sub(r" ?[(（]?\{\w+\}[)）]?", "", template)
+        refusal = state.get("refusal") or {}
+        code = str(refusal.get("code") or state.get("error") or "upload.failed")
+        key = "message_zh" if self.language.startswith("zh") else "message"
+        return code, str(refusal.get(key) or code)
 
     # --- conflicts and quarantine -------------------------------------------------------------
 

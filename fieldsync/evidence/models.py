@@ -101,6 +101,8 @@ class Upload(Base):
     # receiving | complete | failed
     state: Mapped[str] = mapped_column(String(16), default="receiving", index=True)
     error: Mapped[str | None] = mapped_column(String(64))
+    # the refusal as a flag (code, message in en and zh, params), for a phone that asks later
+    refusal: Mapped[dict[str, Any] | None]
     deduplicated: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)

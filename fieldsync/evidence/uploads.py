@@ -27,7 +27,7 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from fieldsync.config import Config
-from fieldsync.errors import DomainError
+from fieldsync.errors import DomainError, flag
 from fieldsync.evidence import service
 from fieldsync.evidence.blobstore import BlobStore
 from fieldsync.evidence.hashing import (
@@ -425,13 +425,14 @@ def _complete(upload: Upload, now: datetime, *, deduplicated: bool) -> None:
     upload.updated_at = now
 
 
-def mark_failed(session: Session, ctx: Context, upload_id: uuid.UUID, code: str) -> None:
+def mark_failed(session: Session, ctx: Context, upload_id: uuid.UUID, error: DomainError) -> None:
     """Record a refusal (in its own transaction: the request's one is rolled back)."""
     upload = session.get(Upload, upload_id)
     if upload is None:
         return
     upload.state = FAILED
-    upload.error = code
+    upload.error = error.code
+    upload.refusal = flag(error.code, **error.params)
     upload.updated_at = ctx.now
     part_path(ctx.config, upload_id).unlink(missing_ok=True)
 

@@ -51,6 +51,11 @@ def upgrade() -> None:
         ),
         sa.Column("state", sa.String(length=16), nullable=False),
         sa.Column("error", sa.String(length=64), nullable=True),
+        sa.Column(
+            "refusal",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=True,
+        ),
         sa.Column("deduplicated", sa.Boolean(), nullable=False),
         sa.Column("created_at", fieldsync.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", fieldsync.db.UTCDateTime(timezone=True), nullable=False),

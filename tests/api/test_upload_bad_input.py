@@ -252,6 +252,10 @@ def test_final_hash_mismatch_never_becomes_evidence(app: Any, tus: Tus) -> None:
     status = tus.api.client.get(url, headers=tus.headers()).get_json()
     assert status["state"] == "failed"
     assert status["error"] == "upload.hash_mismatch"
+    assert status["refusal"]["code"] == "upload.hash_mismatch"
+    assert (
+        "SHA-256" in status["refusal"]["message"] and "SHA-256" in status["refusal"]["message_zh"]
+    )
     resp = tus.patch(url, len(data), b"")
     assert resp.status_code == 410
     assert error_of(resp) == "upload.failed"
@@ -266,10 +270,14 @@ MARKUP = {
 
 @pytest.mark.parametrize("kind", sorted(MARKUP))
 def test_markup_named_jpg_is_refused(app: Any, tus: Tus, kind: str) -> None:
-    resp = tus.upload(MARKUP[kind], filename="photo.jpg", content_type="image/jpeg")
+    created = tus.create(len(MARKUP[kind]), sha256(MARKUP[kind]), filename="photo.jpg")
+    resp = tus.patch(created.headers["Location"], 0, MARKUP[kind])
     assert resp.status_code == 422
     assert error_of(resp) == "evidence.markup_content"
     assert_nothing_left(app)
+    # asked later, the refusal says the same, with what was found
+    status = tus.api.client.get(created.headers["Location"], headers=tus.headers()).get_json()
+    assert status["refusal"]["params"]["marker"] in status["refusal"]["message"]
 
 
 def test_jpeg_with_an_html_tail_is_refused(app: Any, tus: Tus) -> None:

@@ -477,6 +477,7 @@ def test_an_upload_the_server_closed_while_the_phone_was_dead(
 ) -> None:
     """HEAD answers 410 without a body: the client asks (GET) why. Expired: it starts a new
     upload, once. Refused (the answer to the last chunk was lost): it says why and stops."""
+    from fieldsync.errors import flag
     from fieldsync.evidence.models import Evidence, Upload
 
     phone = tmp_path / "phone-a"
@@ -494,6 +495,7 @@ def test_an_upload_the_server_closed_while_the_phone_was_dead(
             upload.expires_at = upload.created_at - timedelta(seconds=1)
         else:
             upload.state, upload.error = "failed", "evidence.markup_content"
+            upload.refusal = flag("evidence.markup_content", marker="<script")
 
     relay.reset()
     relay.watch(b"POST /api/v1/uploads")
@@ -509,8 +511,8 @@ def test_an_upload_the_server_closed_while_the_phone_was_dead(
         assert second.returncode == 5
         assert f"photo refused (照片被拒收) {big_photo.name}" in second.stdout
         assert (
-            "evidence.markup_content — The file contains web markup or script and cannot be "
-            "evidence." in second.stdout
+            "evidence.markup_content — The file contains web markup or script (<script) and "
+            "cannot be evidence." in second.stdout
         )
         assert "what to do: this file is not a plain photo" in second.stdout
         assert relay.watched[b"POST /api/v1/uploads"] == 0
