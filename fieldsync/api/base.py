@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
 from typing import Any, TypeVar
 
 import flask_smorest
-from flask import current_app, g
+import marshmallow as ma
+from flask import current_app, g, request
 from sqlalchemy.orm import Session
 from webargs.flaskparser import FlaskParser
 
@@ -29,6 +31,36 @@ class Parser(FlaskParser):
 
 class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = Parser()
+
+
+@cache
+def query_names(view: Callable[..., Any]) -> frozenset[str]:
+    """The query parameters a view declares: its query schemas and its pagination.
+
+    Each of them is loaded on its own with unknown=EXCLUDE (webargs' default for the query, and
+    the only choice when several schemas share it: flask-smorest's pagination parses page and
+    page_size separately), so unknown names are refused here, against all of them together."""
+    apidoc = getattr(view, "_apidoc", {})
+    parameters = [
+        p for p in apidoc.get("arguments", {}).get("parameters", []) if p["in"] == "query"
+    ]
+    if "pagination" in apidoc:
+        parameters.append(apidoc["pagination"]["parameters"])
+    names: set[str] = set()
+    for parameter in parameters:
+        schema = parameter["schema"]
+        schema = schema() if isinstance(schema, type) else schema
+        assert isinstance(schema, ma.Schema)
+        names.update(f.data_key or name for name, f in schema.load_fields.items())
+    return frozenset(names)
+
+
+def refuse_unknown_query(view: Callable[..., Any]) -> None:
+    unknown = sorted(set(request.args) - query_names(view))
+    if unknown:
+        raise DomainError(
+            "request.invalid", errors={"query": {name: ["Unknown field."] for name in unknown}}
+        )
 
 
 def requires(*roles: Role) -> Callable[[F], F]:
