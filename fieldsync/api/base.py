@@ -10,7 +10,7 @@ import flask_smorest
 import marshmallow as ma
 from flask import current_app, g, request
 from sqlalchemy.orm import Session
-from webargs.flaskparser import FlaskParser
+from webargs.flaskparser import FlaskParser, is_json_request
 
 from fieldsync.config import Config
 from fieldsync.errors import DomainError
@@ -24,6 +24,13 @@ BACK_OFFICE = (Role.DISPATCHER, Role.CASE_HANDLER, Role.REVIEWER, Role.CAPTAIN, 
 
 class Parser(FlaskParser):
     DEFAULT_VALIDATION_STATUS = 422
+
+    def _raw_load_json(self, req: Any) -> Any:
+        # webargs reads a body that is not labelled JSON as no body at all: a PATCH sent as
+        # text/plain would answer 200 and change nothing
+        if req.get_data(cache=True) and not is_json_request(req):
+            raise DomainError("request.unsupported_media_type")
+        return super()._raw_load_json(req)
 
     def _handle_invalid_json_error(self, error: Any, req: Any, *args: Any, **kwargs: Any) -> Any:
         raise DomainError("request.malformed_json")
