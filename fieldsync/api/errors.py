@@ -127,10 +127,13 @@ def database_problem(error: sa_exc.SQLAlchemyError) -> tuple[str, dict[str, Any]
         if raised and raised["code"] in CATALOGUE:
             return raised["code"], {}
         return "server.error", {}
-    lost_connection = getattr(error, "connection_invalidated", False)
-    if lost_connection or isinstance(
-        error, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError
-    ):
+    unavailable = (
+        sa_exc.OperationalError,  # cannot connect, connection lost, lock or statement timeout
+        sa_exc.InterfaceError,  # the connection was closed under us
+        sa_exc.DisconnectionError,
+        sa_exc.TimeoutError,  # no connection free in the pool
+    )
+    if getattr(error, "connection_invalidated", False) or isinstance(error, unavailable):
         return "server.unavailable", {}
     return "server.error", {}
 
@@ -147,8 +150,9 @@ def _unique_violation(error: sa_exc.IntegrityError) -> tuple[str, dict[str, Any]
         diag = orig.diag  # type: ignore[union-attr]
         detail = _PG_DETAIL.match(diag.message_detail or "")
         values = {}
-        if detail and ", " not in detail["columns"]:
-            values = {detail["columns"]: detail["values"]}
+        if detail:
+            columns, given = detail["columns"].split(", "), detail["values"].split(", ")
+            values = dict(zip(columns, given, strict=True)) if len(columns) == len(given) else {}
         return str(diag.constraint_name), values
     sqlite = _SQLITE_UNIQUE.match(str(orig))
     if sqlite is None:
@@ -166,12 +170,12 @@ def _unique_violation(error: sa_exc.IntegrityError) -> tuple[str, dict[str, Any]
 
 def handle_database_error(error: sa_exc.SQLAlchemyError) -> Any:
     code, values = database_problem(error)
+    if code == "server.error":
+        raise error  # not understood: a bug, answered and logged like any other (500)
     headers = {}
     if code == "server.unavailable":
         headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         current_app.logger.warning("database unavailable: %s", error)
-    elif code == "server.error":
-        current_app.logger.error("unhandled database error", exc_info=error)
     problem = CATALOGUE[code]
     # a value the database did not name (SQLite never does) is left out of the message
     placeholders = {

@@ -24,6 +24,7 @@ from fieldsync.demo import STREET_A_CODE, demo_uuid
 from fieldsync.identity.models import Device
 from fieldsync.inspections.models import Inspection
 from fieldsync.org.models import Certificate, Department, Person
+from fieldsync.sync.models import MutationRecord
 
 CG_WANG = demo_uuid("person", "cg_wang")
 CG_LIU = demo_uuid("person", "cg_liu")
@@ -55,6 +56,20 @@ def person_row(username: str) -> dict[str, Any]:
         "password_hash": "x",
         "full_name": "占位",
         "street_id": demo_uuid("street", STREET_A_CODE),
+    }
+
+
+def mutation_row(device_id: uuid.UUID, device_seq: int) -> dict[str, Any]:
+    return {
+        "id": uuid.uuid4(),
+        "device_id": device_id,
+        "person_id": CG_WANG,
+        "street_id": demo_uuid("street", STREET_A_CODE),
+        "device_seq": device_seq,
+        "type": "inspection.upsert",
+        "status": "applied",
+        "payload": {},
+        "result": {},
     }
 
 
@@ -124,6 +139,16 @@ def test_unique_violations_map_to_their_domain_codes(app: Any, demo: Any) -> Non
             "request.concurrent_write",
             {"code": "chengguan"},
         ),
+        # a constraint over two columns (a device's mutation number)
+        (
+            [
+                insert(Device).values(**device_row(device_id)),
+                insert(MutationRecord).values(**mutation_row(device_id, 7)),
+                insert(MutationRecord).values(**mutation_row(device_id, 7)),
+            ],
+            "request.concurrent_write",
+            {"device_id": str(device_id), "device_seq": "7"},
+        ),
     ]
     for statements, code, pg_values in cases:
         error = integrity_error(app, *statements)
@@ -147,8 +172,13 @@ def test_other_integrity_errors(app: Any, demo: Any) -> None:
         update(Inspection).where(Inspection.id == inspection_id).values(description="changed"),
     ]
     assert database_problem(integrity_error(app, *sealed)) == ("inspection.archived", {})
-    dangling = insert(Device).values(**device_row(uuid.uuid4(), person_id=uuid.uuid4()))
-    assert database_problem(integrity_error(app, dangling)) == ("server.error", {})
+    # one the edge does not understand stays a 500, raised like any other bug
+    dangling = integrity_error(
+        app, insert(Device).values(**device_row(uuid.uuid4(), person_id=uuid.uuid4()))
+    )
+    assert database_problem(dangling) == ("server.error", {})
+    with app.test_request_context(), pytest.raises(IntegrityError):
+        handle_database_error(dangling)
 
 
 def test_the_response_of_a_mapped_error(app: Any, demo: Any) -> None:
