@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from conftest import BACKEND, error_of
 from sqlalchemy import func, insert, select, text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
 
 from fieldsync.api.errors import UNIQUE_CONSTRAINT_CODES, database_problem, handle_database_error
 from fieldsync.clock import utcnow
@@ -426,6 +427,21 @@ def test_database_down_answers_503_with_retry_after(tmp_path: Any, backend: str)
             assert int(resp.headers["Retry-After"]) > 0
     finally:
         app.extensions["fieldsync"].engine.dispose()
+
+
+def test_a_failing_commit_is_answered_for_too(
+    app: Any, api: Any, demo: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The connection can go between the view and the commit at the edge."""
+    headers = {"Authorization": f"Bearer {api.login('cg_wang')}"}
+
+    def lose_connection(self: Session) -> None:
+        raise OperationalError("COMMIT", {}, ConnectionError("server closed the connection"))
+
+    monkeypatch.setattr(Session, "commit", lose_connection)
+    resp = api.client.get("/api/v1/auth/me", headers=headers)
+    assert resp.status_code == 503 and error_of(resp) == "server.unavailable"
+    assert int(resp.headers["Retry-After"]) > 0
 
 
 # --- times ------------------------------------------------------------------------------------
