@@ -536,3 +536,11 @@ _p(
     "The photo's EXIF position is {distance_m} m from the location of {entity} {id}.",
     "照片 EXIF 位置与{entity_zh} {id} 的地点相距 {distance_m} 米。",
 )
+
+# --- HTTP edge: database errors and input (api/errors.py, api/schemas.py) ---
+_p(
+    "request.concurrent_write",
+    409,
+    "Another request wrote the same record at the same moment: send yours again.",
+    "另一请求同时写入了同一记录，请重新提交。",
+)

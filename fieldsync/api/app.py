@@ -10,11 +10,12 @@ from argon2 import PasswordHasher
 from flask import Flask, g, request
 from flask_smorest import Api
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from fieldsync import __version__
 from fieldsync.api import errors as api_errors
-from fieldsync.api.base import db
+from fieldsync.api.base import db, refuse_unknown_query
 from fieldsync.clock import utcnow
 from fieldsync.config import Config
 from fieldsync.db import make_engine, make_sessionmaker
@@ -108,6 +109,7 @@ def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
 
     api = FieldsyncApi(app)
     app.register_error_handler(DomainError, api_errors.handle_domain_error)
+    app.register_error_handler(SQLAlchemyError, api_errors.handle_database_error)
     _register_blueprints(api)
     _install_request_lifecycle(app)
 
@@ -159,15 +161,17 @@ def _install_request_lifecycle(app: Flask) -> None:
         func = _view_method(app)
         if func is None:  # routing will answer 404 / 405
             return
-        if getattr(func, "_fieldsync_public", False):
-            return
-        now = utcnow()
-        principal = authenticate(db(), authorization=request.headers.get("Authorization"), now=now)
-        roles = getattr(func, "_fieldsync_roles", None)
-        if not roles or not principal.roles & roles:
-            raise DomainError("auth.forbidden")
-        touch_device(principal.device, now=now)
-        g.principal = principal
+        if not getattr(func, "_fieldsync_public", False):
+            now = utcnow()
+            principal = authenticate(
+                db(), authorization=request.headers.get("Authorization"), now=now
+            )
+            roles = getattr(func, "_fieldsync_roles", None)
+            if not roles or not principal.roles & roles:
+                raise DomainError("auth.forbidden")
+            touch_device(principal.device, now=now)
+            g.principal = principal
+        refuse_unknown_query(func)
 
     @app.after_request
     def _finish_transaction(response: Any) -> Any:
@@ -179,6 +183,10 @@ def _install_request_lifecycle(app: Flask) -> None:
                     session.commit()
                 else:
                     session.rollback()
+            except SQLAlchemyError as error:
+                # the commit itself can lose the race or the connection: answer for that
+                session.rollback()
+                response = app.make_response(api_errors.handle_database_error(error))
             finally:
                 session.close()
         return response

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
 from typing import Any, TypeVar
 
 import flask_smorest
-from flask import current_app, g
+import marshmallow as ma
+from flask import current_app, g, request
 from sqlalchemy.orm import Session
-from webargs.flaskparser import FlaskParser
+from webargs.flaskparser import FlaskParser, is_json_request
 
 from fieldsync.config import Config
 from fieldsync.errors import DomainError
@@ -23,12 +25,49 @@ BACK_OFFICE = (Role.DISPATCHER, Role.CASE_HANDLER, Role.REVIEWER, Role.CAPTAIN, 
 class Parser(FlaskParser):
     DEFAULT_VALIDATION_STATUS = 422
 
+    def _raw_load_json(self, req: Any) -> Any:
+        # webargs reads a body that is not labelled JSON as no body at all: a PATCH sent as
+        # text/plain would answer 200 and change nothing
+        if req.get_data(cache=True) and not is_json_request(req):
+            raise DomainError("request.unsupported_media_type")
+        return super()._raw_load_json(req)
+
     def _handle_invalid_json_error(self, error: Any, req: Any, *args: Any, **kwargs: Any) -> Any:
         raise DomainError("request.malformed_json")
 
 
 class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = Parser()
+
+
+@cache
+def query_names(view: Callable[..., Any]) -> frozenset[str]:
+    """The query parameters a view declares: its query schemas and its pagination.
+
+    Each of them is loaded on its own with unknown=EXCLUDE (webargs' default for the query, and
+    the only choice when several schemas share it: flask-smorest's pagination parses page and
+    page_size separately), so unknown names are refused here, against all of them together."""
+    apidoc = getattr(view, "_apidoc", {})
+    parameters = [
+        p for p in apidoc.get("arguments", {}).get("parameters", []) if p["in"] == "query"
+    ]
+    if "pagination" in apidoc:
+        parameters.append(apidoc["pagination"]["parameters"])
+    names: set[str] = set()
+    for parameter in parameters:
+        schema = parameter["schema"]
+        schema = schema() if isinstance(schema, type) else schema
+        assert isinstance(schema, ma.Schema)
+        names.update(f.data_key or name for name, f in schema.load_fields.items())
+    return frozenset(names)
+
+
+def refuse_unknown_query(view: Callable[..., Any]) -> None:
+    unknown = sorted(set(request.args) - query_names(view))
+    if unknown:
+        raise DomainError(
+            "request.invalid", errors={"query": {name: ["Unknown field."] for name in unknown}}
+        )
 
 
 def requires(*roles: Role) -> Callable[[F], F]:

@@ -11,6 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from fieldsync import __version__
 from fieldsync.api.base import Blueprint, db, public
+from fieldsync.api.errors import RETRY_AFTER_SECONDS
 from fieldsync.clock import utcnow
 
 blp = Blueprint("health", __name__, description="Service health")
@@ -46,4 +47,6 @@ class Health(MethodView):
             "protocol": 1,
             "server_time": utcnow(),
         }
-        return body, (200 if database == "ok" else 503)
+        if database == "ok":
+            return body, 200
+        return body, 503, {"Retry-After": str(RETRY_AFTER_SECONDS)}

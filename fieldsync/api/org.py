@@ -127,6 +127,13 @@ class CertificateRevokeSchema(StrictSchema):
     reason = ma.fields.String(required=True, validate=ma.validate.Length(1, 500))
 
 
+def _known_department(query: dict[str, Any]) -> None:
+    """A filter naming a department that does not exist is a mistake (422
+    org.unknown_department, as on PATCH), not an empty list that looks like "none"."""
+    if query.get("department_id") is not None:
+        service.get_department(db(), query["department_id"])
+
+
 ROSTER_READERS = (Role.ADMIN, Role.CAPTAIN, Role.DISPATCHER, Role.REVIEWER, Role.CASE_HANDLER)
 
 
@@ -146,6 +153,7 @@ class Matters(MethodView):
     @blp.response(200, MatterSchema(many=True))
     def get(self, query: dict[str, Any]) -> Any:
         """The matter catalogue with the measures each tier allows."""
+        _known_department(query)
         return service.list_matters(db(), department_id=query.get("department_id"))
 
 
@@ -171,6 +179,7 @@ class Officers(MethodView):
     @blp.response(200, PersonSchema(many=True))
     def get(self, query: dict[str, Any]) -> Any:
         """The roster of the caller's street, with certificates."""
+        _known_department(query)
         return service.list_people(db(), street_id=principal().street_id, **query)
 
     @requires(Role.ADMIN)

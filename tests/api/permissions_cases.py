@@ -8,27 +8,52 @@ ALL = frozenset(
     {"officer", "grid_worker", "dispatcher", "case_handler", "reviewer", "captain", "admin"}
 )
 BACK = frozenset({"dispatcher", "case_handler", "reviewer", "captain", "admin"})
+CASE = "/api/v1/cases/<uuid:case_id>"
+REVIEW = "/api/v1/inspections/<uuid:inspection_id>/review"
 
-EXPECTED_CASES: dict[tuple[str, str], Any] = {
+EXPECTED: dict[tuple[str, str], Any] = {
     ("GET", "/api/v1/inspections"): BACK | {"officer"},
     ("GET", "/api/v1/inspections/<uuid:inspection_id>"): BACK | {"officer"},
-    ("POST", "/api/v1/inspections/<uuid:inspection_id>/review"): {"captain"},
+    ("POST", REVIEW): {"captain"},
     ("GET", "/api/v1/review-queue"): {"reviewer", "captain"},
     ("GET", "/api/v1/cases"): BACK,
-    ("GET", "/api/v1/cases/<uuid:case_id>"): BACK,
+    ("GET", CASE): BACK,
     # the state machine, not the role gate, answers who may act (case.handler_only,
     # case.archive_captain_only), so every back-office role reaches it
-    ("POST", "/api/v1/cases/<uuid:case_id>/file"): BACK,
-    ("POST", "/api/v1/cases/<uuid:case_id>/decline"): BACK,
-    ("POST", "/api/v1/cases/<uuid:case_id>/conclude"): BACK,
-    ("POST", "/api/v1/cases/<uuid:case_id>/archive"): BACK,
+    ("POST", CASE + "/file"): BACK,
+    ("POST", CASE + "/decline"): BACK,
+    ("POST", CASE + "/conclude"): BACK,
+    ("POST", CASE + "/archive"): BACK,
     ("POST", "/api/v1/rules/second-inspector"): ALL,
     ("GET", "/api/v1/rules/vectors"): ALL,
 }
+_NOT_HANDLER = {"dispatcher": 403, "reviewer": 403, "captain": 403, "admin": 403}
+OWN: dict[tuple[str, str], dict[str, int]] = {
+    ("POST", CASE + "/file"): _NOT_HANDLER,
+    ("POST", CASE + "/decline"): _NOT_HANDLER,
+    ("POST", CASE + "/conclude"): _NOT_HANDLER,
+    ("POST", CASE + "/archive"): {r: 403 for r in BACK - {"captain"}},
+}
 
-# valid bodies, so that a call on another street's object reaches the lookup (and its 404)
-BODIES_CASES: dict[tuple[str, str], dict[str, Any]] = {
-    ("POST", "/api/v1/inspections/<uuid:inspection_id>/review"): {"decision": "acknowledge"},
-    ("POST", "/api/v1/cases/<uuid:case_id>/decline"): {"reason": "matrix"},
-    ("POST", "/api/v1/cases/<uuid:case_id>/conclude"): {"decision": "d", "summary": "s"},
+
+def _rule_check(ctx: Any) -> dict[str, Any]:
+    present = [ctx.target.ids["person_id"]]  # an officer of the caller's street
+    return {"json": {"matter_code": "CG-001", "present": present, "at": "2026-11-20T02:00:00Z"}}
+
+
+REQUESTS: dict[tuple[str, str], Any] = {
+    ("POST", REVIEW): {"json": {"decision": "acknowledge"}},
+    ("POST", CASE + "/decline"): {"json": {"reason": "matrix"}},
+    ("POST", CASE + "/conclude"): {"json": {"decision": "d", "summary": "s"}},
+    ("POST", "/api/v1/rules/second-inspector"): _rule_check,
+}
+PARAMS: dict[tuple[str, str], dict[str, str]] = {
+    ("POST", CASE + "/file"): {"case_id": "case_id:awaiting_filing"},
+    ("POST", CASE + "/decline"): {"case_id": "case_id:awaiting_filing"},
+    ("POST", CASE + "/conclude"): {"case_id": "case_id:filed"},
+    ("POST", CASE + "/archive"): {"case_id": "case_id:concluded"},
+}
+CONSUMES: dict[tuple[str, str], str] = {
+    ("POST", REVIEW): "inspection_id",
+    **{key: param["case_id"] for key, param in PARAMS.items()},
 }

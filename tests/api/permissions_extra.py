@@ -1,15 +1,17 @@
 """Permission rows of endpoints added after the foundation, one module per area, merged here
-for test_permissions (EXPECTED_EXTRA, BODIES_EXTRA)."""
+for test_permissions. Each area module may define EXPECTED (who passes the role gate), OWN
+(what a role that passes gets on its own street instead of a 2xx), REQUESTS (what a call
+sends), PARAMS (which object a path parameter names) and CONSUMES (what a 2xx uses up)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from permissions_cases import BODIES_CASES, EXPECTED_CASES  # type: ignore[import-not-found]
-from permissions_evidence import (  # type: ignore[import-not-found]
-    BODIES_EVIDENCE,
-    EXPECTED_EVIDENCE,
-)
+import permissions_cases  # type: ignore[import-not-found]
+import permissions_evidence  # type: ignore[import-not-found]
 
-EXPECTED_EXTRA: dict[tuple[str, str], Any] = {**EXPECTED_CASES, **EXPECTED_EVIDENCE}
-BODIES_EXTRA: dict[tuple[str, str], dict[str, Any]] = {**BODIES_CASES, **BODIES_EVIDENCE}
+AREAS = (permissions_cases, permissions_evidence)
+
+
+def merged(table: str) -> dict[tuple[str, str], Any]:
+    return {key: value for area in AREAS for key, value in getattr(area, table, {}).items()}
