@@ -20,3 +20,12 @@ def isoformat(value: datetime | None) -> str | None:
     if value is None:
         return None
     return as_utc(value).isoformat().replace("+00:00", "Z")
+
+
+def parse_rfc3339(text: str) -> datetime:
+    """An RFC 3339 time that names its zone, as UTC. ValueError for anything else: no zone, not
+    a time, or outside what a datetime holds once in UTC (9999-12-31T23:00:00-05:00)."""
+    try:
+        return as_utc(datetime.fromisoformat(text.strip().replace("Z", "+00:00")))
+    except OverflowError:
+        raise ValueError(f"out of range: {text!r}") from None

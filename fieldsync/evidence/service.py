@@ -13,7 +13,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from fieldsync.clock import isoformat
+from fieldsync.clock import isoformat, parse_rfc3339
 from fieldsync.config import Config
 from fieldsync.errors import DomainError, flag
 from fieldsync.evidence import links
@@ -214,11 +214,7 @@ def record_verified(
     uploaded, verified), and clear `evidence_missing` on the records naming it. Returns the
     evidence and whether it is new (False: another upload brought the same bytes first)."""
     meta = upload.meta or {}
-    captured_at = (
-        datetime.fromisoformat(meta["captured_at"].replace("Z", "+00:00"))
-        if meta.get("captured_at")
-        else None
-    )
+    captured_at = parse_rfc3339(meta["captured_at"]) if meta.get("captured_at") else None
     values = dict(
         sha256=upload.sha256,
         street_id=upload.street_id,

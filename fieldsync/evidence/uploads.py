@@ -152,15 +152,14 @@ def clean_metadata(pairs: dict[str, str]) -> dict[str, Any]:
 
 
 def _rfc3339(value: str) -> str:
-    from fieldsync.clock import isoformat
+    from fieldsync.clock import isoformat, parse_rfc3339
 
     try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        return isoformat(parse_rfc3339(value)) or ""
     except ValueError:
-        parsed = None
-    if parsed is None or parsed.tzinfo is None:
-        raise DomainError("upload.invalid_metadata", reason="captured_at is not RFC 3339 UTC")
-    return isoformat(parsed) or ""
+        raise DomainError(
+            "upload.invalid_metadata", reason="captured_at is not an RFC 3339 time with its zone"
+        ) from None
 
 
 def parse_checksum(header: str | None) -> tuple[str, bytes] | None:

@@ -582,3 +582,14 @@ def test_no_transaction_is_held_while_a_chunk_arrives(app: Any, tus: Tus) -> Non
     assert body.probed
     assert resp.status_code == 204, resp.get_json()
     assert evidence_count(app) == 1
+
+
+@pytest.mark.parametrize(
+    "captured_at", ["yesterday", "2026-11-25T08:00:00", "9999-12-31T23:59:59-05:00"]
+)
+def test_captured_at_must_be_a_time_with_its_zone(app: Any, tus: Tus, captured_at: str) -> None:
+    resp = tus.create(100, sha256(b"x"), captured_at=captured_at)
+    assert resp.status_code == 400
+    assert error_of(resp) == "upload.invalid_metadata"
+    with app.extensions["fieldsync"].sessionmaker() as s:
+        assert s.scalar(select(func.count()).select_from(Upload)) == 0
