@@ -200,7 +200,6 @@ _p(
     "This case belongs to {department}: only its own case handlers act on it.",
     "该案件属于{department}，只能由该单位的办案人员办理。",
 )
-_p("case.number_required", 422, "Filing a case needs a case number.", "立案须提供案件编号。")
 _p("case.reason_required", 422, "Declining to file a case needs a reason.", "不予立案须说明理由。")
 _p(
     "case.conclusion_required",
@@ -423,12 +422,6 @@ _p(
     409,
     "A referral is whistled to the listed unit {department}: it is not filed by the team.",
     "该问题已吹哨移交挂牌单位 {department}，不由本执法队立案处置。",
-)
-_p(
-    "case.number_taken",
-    409,
-    "Case number {number} is already used in this street.",
-    "案件编号 {number} 在本街道已被使用。",
 )
 _p(
     "evidence.archived",
