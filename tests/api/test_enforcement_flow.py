@@ -9,10 +9,9 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from field_phone import Device, new_id, pid  # type: ignore[import-not-found]
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
-
-from field_phone import Device, new_id, pid  # type: ignore[import-not-found]
 
 from fieldsync.demo import demo_uuid
 from fieldsync.errors import DomainError
