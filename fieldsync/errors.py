@@ -523,3 +523,18 @@ _p(
     "The photo's EXIF position is {distance_m} m from the location of {entity} {id}.",
     "照片 EXIF 位置与{entity_zh} {id} 的地点相距 {distance_m} 米。",
 )
+
+# --- legal core: cases, review, roster and rules -----------------------------------------------
+_p(
+    "org.auxiliary_cannot_enforce",
+    422,
+    "A grid worker is an auxiliary force and holds no enforcement authority: the role {role} "
+    "cannot go with grid_worker.",
+    "网格员属于辅助力量，不具有执法权，不能同时授予“{role}”角色。",
+)
+_p(
+    "org.last_admin",
+    409,
+    "{username} is the street's last active admin: make someone else an admin first.",
+    "{username} 是本街道唯一在用的管理员，请先为其他人员授予管理员角色。",
+)

@@ -18,10 +18,16 @@ from fieldsync.org.models import (
     Grid,
     Matter,
     Person,
+    PersonRole,
     Role,
     Street,
     Team,
 )
+
+# Auxiliary forces (辅助力量: 网格员 …) help patrol and report but never hold enforcement authority
+# (DOMAIN.md §2), so no one holds an auxiliary role together with a role that enforces.
+AUXILIARY_ROLES = frozenset({Role.GRID_WORKER})
+ENFORCEMENT_ROLES = frozenset({Role.OFFICER, Role.CAPTAIN, Role.CASE_HANDLER})
 
 
 def list_departments(session: Session) -> list[Department]:
@@ -91,6 +97,36 @@ def _check_refs(
             raise DomainError("org.unknown_grid", id=str(grid_id))
 
 
+def _check_roles(roles: Iterable[Role]) -> None:
+    wanted = frozenset(roles)
+    if wanted & AUXILIARY_ROLES and (clash := wanted & ENFORCEMENT_ROLES):
+        raise DomainError("org.auxiliary_cannot_enforce", role=sorted(clash)[0].value)
+
+
+def _keep_an_admin(session: Session, person: Person, changes: dict[str, Any]) -> None:
+    """Refuse to leave the street without an active admin: nobody could manage its roster."""
+    stays_admin = Role.ADMIN in set(changes.get("roles", person.roles)) and changes.get(
+        "active", True
+    )
+    if stays_admin or Role.ADMIN not in person.roles or not person.active:
+        return
+    # the street's admins under their row locks, in one order: two admins taking the role
+    # from each other at the same moment wait for each other, and the second is refused
+    admins = session.scalars(
+        select(Person.id)
+        .join(PersonRole, PersonRole.person_id == Person.id)
+        .where(
+            Person.street_id == person.street_id,
+            Person.active.is_(True),
+            PersonRole.role == Role.ADMIN,
+        )
+        .order_by(Person.id)
+        .with_for_update()
+    ).all()
+    if not set(admins) - {person.id}:
+        raise DomainError("org.last_admin", username=person.username)
+
+
 def create_person(
     session: Session,
     *,
@@ -109,6 +145,8 @@ def create_person(
 ) -> Person:
     if session.scalar(select(Person.id).where(Person.username == username)) is not None:
         raise DomainError("org.username_taken", username=username)
+    roles = list(roles)
+    _check_roles(roles)
     _check_refs(session, street_id=street_id, department_id=department_id, grid_id=grid_id)
     team = team_of_street(session, street_id) if on_team else None
     person = Person(
@@ -147,6 +185,9 @@ def update_person(
         department_id=changes.get("department_id"),
         grid_id=changes.get("grid_id"),
     )
+    if "roles" in changes:
+        _check_roles(changes["roles"])
+    _keep_an_admin(session, person, changes)
     for key, value in changes.items():
         if key == "roles":
             person.set_roles(set(value))

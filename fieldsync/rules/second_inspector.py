@@ -61,9 +61,11 @@ MEASURE_ZH: dict[MeasureType, str] = {
     MeasureType.ONSITE_PENALTY: "当场处罚",
 }
 
-# Only this role can ever count, as authority or as second inspector. A captain, case handler or
-# grid worker counts only if they also hold it: the roster, not the job title, says who enforces.
+# Only this role can ever count, as authority or as second inspector. A captain or case handler
+# counts only if they also hold it: the roster, not the job title, says who enforces.
 OFFICER_ROLE = "officer"
+# Auxiliary forces (辅助力量) never count, whatever else the roster says of them (DOMAIN.md §2).
+AUXILIARY_ROLES = frozenset({"grid_worker"})
 
 # (en, zh) templates over {person_id} and {detail}.
 REASON_TEXT: dict[str, tuple[str, str]] = {
@@ -219,7 +221,7 @@ class PersonFacts:
 
     @property
     def is_officer(self) -> bool:
-        return OFFICER_ROLE in self.roles
+        return OFFICER_ROLE in self.roles and not self.roles & AUXILIARY_ROLES
 
 
 @dataclass(frozen=True)

@@ -151,8 +151,17 @@ def test_a_resident_officer_can_second_a_listed_units_officer():
         officer("grid-02", "chengguan", roles=("grid_worker",)),
         officer("cap-02", "chengguan", roles=("captain",)),
         officer("ch-01", "police", roles=("case_handler",)),
+        # a roster that gives a grid worker the officer role too still never makes them count
+        officer("grid-03", "police", roles=("grid_worker", "officer")),
     ],
-    ids=["grid-worker", "volunteer", "grid-worker-with-cert", "captain-only", "case-handler"],
+    ids=[
+        "grid-worker",
+        "volunteer",
+        "grid-worker-with-cert",
+        "captain-only",
+        "case-handler",
+        "grid-worker-also-officer",
+    ],
 )
 def test_people_without_the_officer_role_never_count(person):
     d = decide(STREET_VENDING, [officer("cg-01", "chengguan"), person], AT)
