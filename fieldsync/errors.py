@@ -538,3 +538,16 @@ _p(
     "{username} is the street's last active admin: make someone else an admin first.",
     "{username} 是本街道唯一在用的管理员，请先为其他人员授予管理员角色。",
 )
+# flags the rule check puts on an inspection's measures (status 200: a mark, never a rejection)
+_p(
+    "inspection.measure_finding_required",
+    200,
+    "A measure names no finding and not every finding allows it: name the finding it serves.",
+    "措施未关联问题，且并非每个问题都允许该措施：请注明该措施针对的问题。",
+)
+_p(
+    "inspection.measure_evidence_not_attached",
+    200,
+    "A photo-evidence measure names photos that are not among the inspection's evidence.",
+    "拍照取证措施所列照片不在本次检查的证据中。",
+)

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from fieldsync.errors import DomainError, flag
 from fieldsync.inspections.models import Inspection
 from fieldsync.org.models import Matter, Person
-from fieldsync.rules.measures import Flag, measures_beyond, penalties_over_limit
+from fieldsync.rules.measures import Flag, check_measures
 from fieldsync.rules.second_inspector import (
     CertificateFacts,
     Decision,
@@ -41,6 +41,8 @@ RULE_FLAGS = frozenset(
     {
         "inspection.measure_not_allowed",
         "inspection.measure_unknown_finding",
+        "inspection.measure_finding_required",
+        "inspection.measure_evidence_not_attached",
         "inspection.penalty_over_onsite_limit",
         "inspection.tier_claim_mismatch",
     }
@@ -145,11 +147,12 @@ def _check(session: Session, inspection: Inspection) -> None:
     if main is None:
         main = max(by_finding.values(), key=lambda d: TIER_ORDER.index(d.tier))
 
-    measures = list(inspection.measures or [])
     rule_flags = [
-        _as_flag(f) for f in measures_beyond(by_finding if by_finding else main, measures)
+        _as_flag(f)
+        for f in check_measures(
+            by_finding or main, inspection.measures or [], inspection.evidence or []
+        )
     ]
-    rule_flags += [_as_flag(f) for f in penalties_over_limit(measures)]
     if inspection.claimed_tier and inspection.claimed_tier != main.tier.value:
         rule_flags.append(
             flag(

@@ -177,6 +177,17 @@ def test_captain_with_officer_role_counts():
     )
 
 
+def test_an_inactive_officer_never_counts():
+    """Deactivated on the roster at the time: neither authority nor second inspector."""
+    gone = PersonFacts("cg-02", "chengguan", RESIDENT, frozenset({"officer"}), (cert(),), False)
+    d = decide(STREET_VENDING, [officer("cg-01", "chengguan"), gone], AT)
+    assert (d.tier, d.authorised_ids) == (Tier.INVESTIGATION, ("cg-01",))
+    assert ("person.inactive", "cg-02") in reasons_of(d)
+    police = PersonFacts("pol-01", "police", RESIDENT, frozenset({"officer"}), (cert(),), False)
+    d = decide(STREET_VENDING, [officer("cg-01", "chengguan"), police], AT)
+    assert (d.tier, d.second_inspector_id) == (Tier.INVESTIGATION, None)
+
+
 def test_officer_without_department_never_counts():
     stray = PersonFacts("aux-01", None, None, frozenset({"officer"}), (cert(),))
     d = decide(STREET_VENDING, [officer("cg-01", "chengguan"), stray], AT)
