@@ -551,3 +551,9 @@ _p(
     "A photo-evidence measure names photos that are not among the inspection's evidence.",
     "拍照取证措施所列照片不在本次检查的证据中。",
 )
+_p(
+    "evidence.custody_append_only",
+    409,
+    "The chain of custody is only ever added to: its entries never change.",
+    "证据监管链只能追加记录，已有记录不得更改。",
+)

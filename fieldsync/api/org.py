@@ -201,7 +201,9 @@ class Officer(MethodView):
         """Change a person: roles, department, grid, password, active. A grid worker never
         holds an enforcement role; the street's last active admin stays one."""
         person = service.get_person(db(), person_id=person_id, street_id=principal().street_id)
-        return service.update_person(db(), hasher=services().hasher, person=person, changes=body)
+        return service.update_person(
+            db(), hasher=services().hasher, person=person, changes=body, now=utcnow()
+        )
 
 
 @blp.route("/officers/<uuid:person_id>/certificates")

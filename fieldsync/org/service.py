@@ -11,6 +11,7 @@ from argon2 import PasswordHasher
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from fieldsync.clock import utcnow
 from fieldsync.errors import DomainError
 from fieldsync.org.models import (
     Certificate,
@@ -20,6 +21,7 @@ from fieldsync.org.models import (
     Person,
     PersonRole,
     Role,
+    RosterPeriod,
     Street,
     Team,
 )
@@ -127,6 +129,37 @@ def _keep_an_admin(session: Session, person: Person, changes: dict[str, Any]) ->
         raise DomainError("org.last_admin", username=person.username)
 
 
+def record_roster_period(session: Session, person: Person, *, now: datetime) -> None:
+    """Keep the person's roster history (RosterPeriod): when their department, roles or active
+    flag differ from their open period, close it at `now` and open one with what they are now.
+    The one place that writes roster periods; every change to those fields comes through it."""
+    current = session.scalar(
+        select(RosterPeriod).where(
+            RosterPeriod.person_id == person.id, RosterPeriod.valid_to.is_(None)
+        )
+    )
+    state = {
+        "department_id": person.department_id,
+        "roles": sorted(r.value for r in person.roles),
+        "active": person.active,
+    }
+    if current is not None:
+        if {k: getattr(current, k) for k in state} == state:
+            return
+        if current.valid_from is not None and current.valid_from >= now:
+            # changed twice at one instant: the period of that instant is the last state
+            for key, value in state.items():
+                setattr(current, key, value)
+            return
+        current.valid_to = now
+    session.add(
+        RosterPeriod(
+            person_id=person.id, valid_from=None if current is None else now, valid_to=None, **state
+        )
+    )
+    session.flush()
+
+
 def create_person(
     session: Session,
     *,
@@ -164,6 +197,7 @@ def create_person(
     person.set_roles(set(roles))
     session.add(person)
     session.flush()
+    record_roster_period(session, person, now=utcnow())
     return person
 
 
@@ -173,8 +207,10 @@ def update_person(
     hasher: PasswordHasher,
     person: Person,
     changes: dict[str, Any],
+    now: datetime | None = None,
 ) -> Person:
-    """Apply a partial update; keys are the writable fields of a person."""
+    """Apply a partial update; keys are the writable fields of a person. A change of
+    department, roles or active flag takes effect at `now` in the roster history."""
     if "username" in changes and changes["username"] != person.username:
         taken = session.scalar(select(Person.id).where(Person.username == changes["username"]))
         if taken is not None:
@@ -196,6 +232,7 @@ def update_person(
         else:
             setattr(person, key, value)
     session.flush()
+    record_roster_period(session, person, now=now or utcnow())
     return person
 
 

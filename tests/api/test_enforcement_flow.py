@@ -4,7 +4,6 @@ lifecycle to archive, and archive immutability through the API, sync, the ORM an
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -17,21 +16,6 @@ from fieldsync.demo import demo_uuid
 from fieldsync.errors import DomainError
 
 BEIJING = timezone(timedelta(hours=8))
-
-
-@pytest.fixture
-def archived_cleanup(app: Any) -> Iterator[None]:
-    """Archived cases and sealed inspections refuse DELETE (SQLite's DELETE FROM fires the
-    triggers; PostgreSQL's TRUNCATE does not): lift the triggers to clean up, then restore."""
-    yield
-    from fieldsync.cases.triggers import create_triggers, drop_triggers
-
-    with app.extensions["fieldsync"].engine.begin() as conn:
-        drop_triggers(conn)
-        conn.execute(text("DELETE FROM case_officers"))
-        conn.execute(text("DELETE FROM cases"))
-        conn.execute(text("DELETE FROM inspections"))
-        create_triggers(conn)
 
 
 SEIZURE_DETAILS = {"items": [{"item": "三轮车", "quantity": 1, "unit": "辆"}], "receipt_no": "Z-7"}
@@ -167,7 +151,7 @@ def test_rule_endpoint_and_vectors(api: Any, demo: Any) -> None:
 
 
 def test_three_findings_diverted_filed_concluded_archived_then_immutable(
-    api: Any, demo: Any, app: Any, archived_cleanup: None
+    api: Any, demo: Any, app: Any
 ) -> None:
     phone = Device(api, "cg_wang")
     iid = new_id()

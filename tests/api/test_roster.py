@@ -1,12 +1,15 @@
 """The roster's own rules: auxiliary forces never hold enforcement roles; a street always keeps
-an active admin."""
+an active admin; changes count from their instant for the rule (the roster as of occurred_at)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-from field_phone import pid  # type: ignore[import-not-found]
+from field_phone import Device, new_id, pid  # type: ignore[import-not-found]
+
+from fieldsync.clock import isoformat, utcnow
+from fieldsync.demo import demo_uuid
 
 
 def _person(api: Any, username: str) -> dict[str, Any]:
@@ -93,3 +96,74 @@ def test_an_admin_can_leave_once_another_is_there(api: Any, demo: Any) -> None:
     # and now reviewer_song is the last one
     again = api.patch(f"/officers/{pid('reviewer_song')}", "reviewer_song", json={"active": False})
     assert (again.status_code, again.get_json()["error"]) == (409, "org.last_admin")
+
+
+def test_a_later_transfer_never_changes_an_earlier_inspection(api: Any, demo: Any) -> None:
+    """The audit's sequence: an enforcement-tier inspection by cg_wang and cg_liu; the admin
+    moves cg_liu to police; a later edit on the phone re-runs the rule: still enforcement."""
+    phone = Device(api, "cg_wang")
+    iid = new_id()
+    first = phone.push_one(
+        type="inspection.upsert",
+        entity_id=iid,
+        base_version=0,
+        set={
+            "matter_code": "CG-001",
+            "occurred_at": "2026-11-20T02:00:00Z",
+            "present": [pid("cg_wang"), pid("cg_liu")],
+        },
+    )
+    assert first["data"]["tier"] == "enforcement"
+    police = str(demo_uuid("department", "police"))
+    moved = api.patch(f"/officers/{pid('cg_liu')}", "admin", json={"department_id": police})
+    assert moved.status_code == 200, moved.get_json()
+    edited = phone.push_one(
+        type="inspection.upsert", entity_id=iid, base_version=1, set={"description": "补充描述"}
+    )
+    assert edited["status"] == "applied", edited
+    assert (edited["data"]["tier"], edited["data"]["flags"]) == ("enforcement", [])
+    assert edited["data"]["decisions"][0]["authorised_ids"] == sorted(
+        [pid("cg_wang"), pid("cg_liu")]
+    )
+    # an inspection after the transfer sees cg_liu in police: second inspector
+    after = phone.push_one(
+        type="inspection.upsert",
+        entity_id=new_id(),
+        base_version=0,
+        set={
+            "matter_code": "CG-001",
+            "occurred_at": isoformat(utcnow()),
+            "present": [pid("cg_wang"), pid("cg_liu")],
+        },
+    )
+    assert (after["data"]["tier"], after["data"]["second_inspector_id"]) == (
+        "inspection",
+        pid("cg_liu"),
+    )
+
+
+def test_a_deactivated_officer_no_longer_counts(api: Any, demo: Any) -> None:
+    phone = Device(api, "cg_wang")
+    iid = new_id()
+    earlier = {"matter_code": "CG-001", "present": [pid("cg_wang"), pid("cg_liu")]}
+    phone.push_one(
+        type="inspection.upsert",
+        entity_id=iid,
+        base_version=0,
+        set={**earlier, "occurred_at": "2026-11-20T02:00:00Z"},
+    )
+    gone = api.patch(f"/officers/{pid('cg_liu')}", "admin", json={"active": False})
+    assert gone.status_code == 200, gone.get_json()
+    later = phone.push_one(
+        type="inspection.upsert",
+        entity_id=new_id(),
+        base_version=0,
+        set={**earlier, "occurred_at": isoformat(utcnow())},
+    )
+    assert later["data"]["tier"] == "investigation"
+    reasons = {(r["code"], r["person_id"]) for r in later["data"]["decisions"][0]["reasons"]}
+    assert ("person.inactive", pid("cg_liu")) in reasons
+    kept = phone.push_one(
+        type="inspection.upsert", entity_id=iid, base_version=1, set={"description": "补充"}
+    )
+    assert kept["data"]["tier"] == "enforcement"
