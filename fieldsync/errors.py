@@ -413,8 +413,8 @@ _p("inspection.not_found", 404, "No such inspection: {id}.", "未找到该检查
 _p(
     "inspection.review_not_pending",
     409,
-    "The inspection is not awaiting the captain's review.",
-    "该检查记录不在待队长审核状态。",
+    "The inspection is not awaiting review: it is a draft or already reviewed.",
+    "该检查记录不在待审核状态：尚未提交或已审核。",
 )
 _p("case.not_found", 404, "No such case: {id}.", "未找到该案件：{id}。")
 _p(
@@ -556,4 +556,23 @@ _p(
     409,
     "The chain of custody is only ever added to: its entries never change.",
     "证据监管链只能追加记录，已有记录不得更改。",
+)
+# the back office's review of an inspection (inspections/review.py)
+_p(
+    "inspection.review_captain_only",
+    403,
+    "A flagged inspection is reviewed by the team captain only.",
+    "被标记的检查记录只能由综合执法队队长审核。",
+)
+_p(
+    "inspection.review_wrong_decision",
+    409,
+    "A {kind} inspection is decided by {allowed}, not {decision}.",
+    "{kind_zh}的检查记录的审核结论应为 {allowed}，而非 {decision}。",
+)
+_p(
+    "inspection.review_note_required",
+    422,
+    "The decision {decision} needs a note saying why.",
+    "审核结论 {decision} 须填写说明理由。",
 )

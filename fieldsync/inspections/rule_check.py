@@ -48,7 +48,10 @@ RULE_FLAGS = frozenset(
         "inspection.tier_claim_mismatch",
     }
 )
+# the back office's review of an inspection (review.py): flagged → the captain's; submitted and
+# unflagged → a reviewer's or the captain's
 AWAITING_CAPTAIN = "awaiting_captain"
+PENDING = "pending"
 # weakest first
 TIER_ORDER = (Tier.REFERRAL, Tier.INVESTIGATION, Tier.INSPECTION, Tier.ENFORCEMENT)
 
@@ -203,13 +206,20 @@ def _set_flags(inspection: Inspection, rule_flags: list[dict[str, Any]]) -> None
     flags = others + rule_flags
     if flags != (inspection.flags or []):
         inspection.flags = flags
-    keys = sorted({_flag_key(f) for f in rule_flags})
-    reviewed = (inspection.review or {}).get("flags")
-    if keys and keys != reviewed:
-        # flagged, and not what the captain already reviewed: back into the captain's queue
+    await_review(inspection)
+
+
+def await_review(inspection: Inspection) -> None:
+    """Put the inspection before the back office when it needs a review: flagged, and not what
+    was already reviewed → the captain's; submitted, unflagged and not yet reviewed → pending
+    (a reviewer's or the captain's). A decided review stays decided until new flags come."""
+    keys = reviewed_flag_keys(inspection)
+    if keys and keys != (inspection.review or {}).get("flags"):
         inspection.review_state = AWAITING_CAPTAIN
     elif not keys and inspection.review_state == AWAITING_CAPTAIN:
         inspection.review_state = None
+    if inspection.review_state is None and inspection.submitted_at is not None:
+        inspection.review_state = PENDING
 
 
 def reviewed_flag_keys(inspection: Inspection) -> list[str]:

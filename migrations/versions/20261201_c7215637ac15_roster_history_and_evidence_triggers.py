@@ -1,7 +1,8 @@
-"""roster history and evidence archive triggers: each person's department, roles and active
-flag over time (the rule reads them as of the inspection); the database refuses changes to
-the evidence of sealed inspections and their links, to archived cases' officers, and to the
-chain of custody
+"""roster history, review of unflagged inspections, evidence archive triggers: each person's
+department, roles and active flag over time (the rule reads them as of the inspection);
+submitted inspections nobody reviewed await a reviewer (`pending`); the database refuses
+changes to the evidence of sealed inspections and their links, to archived cases' officers, and
+to the chain of custody
 
 Revision ID: c7215637ac15
 Revises: 989ca74c5388
@@ -90,6 +91,12 @@ def upgrade() -> None:
     if rows:
         op.bulk_insert(roster_periods, rows)
 
+    # submitted inspections nobody has reviewed await a reviewer now (sealed ones never change)
+    op.execute(
+        "UPDATE inspections SET review_state = 'pending' "
+        "WHERE review_state IS NULL AND submitted_at IS NOT NULL AND sealed_at IS NULL"
+    )
+
     drop_triggers(conn)
     create_triggers(conn)
 
@@ -97,6 +104,10 @@ def upgrade() -> None:
 def downgrade() -> None:
     drop_triggers(op.get_bind())
     create_triggers(op.get_bind(), later=False)
+    op.execute(
+        "UPDATE inspections SET review_state = NULL "
+        "WHERE review_state = 'pending' AND sealed_at IS NULL"
+    )
 
     with op.batch_alter_table("roster_periods", schema=None) as batch_op:
         batch_op.drop_index("ix_roster_periods_person_id_valid_from")

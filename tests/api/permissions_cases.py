@@ -12,7 +12,9 @@ BACK = frozenset({"dispatcher", "case_handler", "reviewer", "captain", "admin"})
 EXPECTED_CASES: dict[tuple[str, str], Any] = {
     ("GET", "/api/v1/inspections"): BACK | {"officer"},
     ("GET", "/api/v1/inspections/<uuid:inspection_id>"): BACK | {"officer"},
-    ("POST", "/api/v1/inspections/<uuid:inspection_id>/review"): {"captain"},
+    # the captain decides flagged inspections, a reviewer or the captain the others (the service
+    # answers inspection.review_captain_only)
+    ("POST", "/api/v1/inspections/<uuid:inspection_id>/review"): {"reviewer", "captain"},
     ("GET", "/api/v1/review-queue"): {"reviewer", "captain"},
     ("GET", "/api/v1/cases"): BACK,
     ("GET", "/api/v1/cases/<uuid:case_id>"): BACK,

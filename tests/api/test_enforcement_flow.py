@@ -59,7 +59,10 @@ def test_lone_officer_seizure_arrives_flagged_and_kept(api: Any, demo: Any) -> N
     refused = api.post(
         f"/inspections/{iid}/review", "reviewer_liang", json={"decision": "overrule"}
     )
-    assert refused.status_code == 403
+    assert (refused.status_code, refused.get_json()["error"]) == (
+        403,
+        "inspection.review_captain_only",
+    )
     resp = api.post(
         f"/inspections/{iid}/review",
         "captain",
