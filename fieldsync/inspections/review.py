@@ -100,8 +100,9 @@ def decide_review(
     if state not in (AWAITING_CAPTAIN, PENDING):
         raise DomainError("inspection.review_not_pending")
     allowed = review_decisions(state, roles)
-    if not allowed:
-        raise DomainError("inspection.review_captain_only")  # the one refusal the gate lets by
+    if not allowed:  # the API's role gate lets a reviewer reach a flagged one, no one else
+        flagged = state == AWAITING_CAPTAIN
+        raise DomainError("inspection.review_captain_only" if flagged else "auth.forbidden")
     if decision not in allowed:
         raise DomainError(
             "inspection.review_wrong_decision",
