@@ -8,6 +8,8 @@ import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from fieldsync.rules.case_states import DEFAULT_CASE_NUMBER_FORMAT, check_case_number_format
+
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(f"FIELDSYNC_{name}", default)
@@ -46,9 +48,7 @@ class Config:
         default_factory=lambda: int(_env("EXIF_DISTANCE_TOLERANCE_M", "500"))
     )
     case_number_format: str = field(
-        default_factory=lambda: _env(
-            "CASE_NUMBER_FORMAT", "京{street_abbrev}执〔{year}〕第{seq:04d}号"
-        )
+        default_factory=lambda: _env("CASE_NUMBER_FORMAT", DEFAULT_CASE_NUMBER_FORMAT)
     )
     default_language: str = field(default_factory=lambda: _env("DEFAULT_LANGUAGE", "zh"))
     # argon2 cost; tests lower it, production keeps the library's defaults
@@ -68,6 +68,11 @@ class Config:
         self.data_dir = Path(self.data_dir)
         if not self.database_url:
             self.database_url = f"sqlite:///{self.data_dir / 'fieldsync.db'}"
+        # a bad format would number cases wrongly, or fail at the first filing: fail at startup
+        try:
+            check_case_number_format(self.case_number_format)
+        except ValueError as error:
+            raise ValueError(f"FIELDSYNC_CASE_NUMBER_FORMAT: {error}") from None
 
     def secret(self) -> bytes:
         """The signing secret: FIELDSYNC_SECRET_KEY, else one made once and kept in the data

@@ -200,7 +200,6 @@ _p(
     "This case belongs to {department}: only its own case handlers act on it.",
     "该案件属于{department}，只能由该单位的办案人员办理。",
 )
-_p("case.number_required", 422, "Filing a case needs a case number.", "立案须提供案件编号。")
 _p("case.reason_required", 422, "Declining to file a case needs a reason.", "不予立案须说明理由。")
 _p(
     "case.conclusion_required",
@@ -414,8 +413,8 @@ _p("inspection.not_found", 404, "No such inspection: {id}.", "未找到该检查
 _p(
     "inspection.review_not_pending",
     409,
-    "The inspection is not awaiting the captain's review.",
-    "该检查记录不在待队长审核状态。",
+    "The inspection is not awaiting review: it is a draft or already reviewed.",
+    "该检查记录不在待审核状态：尚未提交或已审核。",
 )
 _p("case.not_found", 404, "No such case: {id}.", "未找到该案件：{id}。")
 _p(
@@ -423,12 +422,6 @@ _p(
     409,
     "A referral is whistled to the listed unit {department}: it is not filed by the team.",
     "该问题已吹哨移交挂牌单位 {department}，不由本执法队立案处置。",
-)
-_p(
-    "case.number_taken",
-    409,
-    "Case number {number} is already used in this street.",
-    "案件编号 {number} 在本街道已被使用。",
 )
 _p(
     "evidence.archived",
@@ -543,4 +536,56 @@ _p(
     409,
     "Another request wrote the same record at the same moment: send yours again.",
     "另一请求同时写入了同一记录，请重新提交。",
+)
+# --- legal core: cases, review, roster and rules -----------------------------------------------
+_p(
+    "org.auxiliary_cannot_enforce",
+    422,
+    "A grid worker is an auxiliary force and holds no enforcement authority: the role {role} "
+    "cannot go with grid_worker.",
+    "网格员属于辅助力量，不具有执法权，不能同时授予“{role}”角色。",
+)
+_p(
+    "org.last_admin",
+    409,
+    "{username} is the street's last active admin: make someone else an admin first.",
+    "{username} 是本街道唯一在用的管理员，请先为其他人员授予管理员角色。",
+)
+# flags the rule check puts on an inspection's measures (status 200: a mark, never a rejection)
+_p(
+    "inspection.measure_finding_required",
+    200,
+    "A measure names no finding and not every finding allows it: name the finding it serves.",
+    "措施未关联问题，且并非每个问题都允许该措施：请注明该措施针对的问题。",
+)
+_p(
+    "inspection.measure_evidence_not_attached",
+    200,
+    "A photo-evidence measure names photos that are not among the inspection's evidence.",
+    "拍照取证措施所列照片不在本次检查的证据中。",
+)
+_p(
+    "evidence.custody_append_only",
+    409,
+    "The chain of custody is only ever added to: its entries never change.",
+    "证据监管链只能追加记录，已有记录不得更改。",
+)
+# the back office's review of an inspection (inspections/review.py)
+_p(
+    "inspection.review_captain_only",
+    403,
+    "A flagged inspection is reviewed by the team captain only.",
+    "被标记的检查记录只能由综合执法队队长审核。",
+)
+_p(
+    "inspection.review_wrong_decision",
+    409,
+    "A {kind} inspection is decided by {allowed}, not {decision}.",
+    "{kind_zh}的检查记录的审核结论应为 {allowed}，而非 {decision}。",
+)
+_p(
+    "inspection.review_note_required",
+    422,
+    "The decision {decision} needs a note saying why.",
+    "审核结论 {decision} 须填写说明理由。",
 )

@@ -14,6 +14,7 @@ from fieldsync.org.models import (
     Matter,
     Person,
     PersonRole,
+    RosterPeriod,
     Street,
     Team,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "Matter",
     "Person",
     "PersonRole",
+    "RosterPeriod",
     "Street",
     "Team",
     "Upload",

@@ -93,16 +93,21 @@ def _clean_tables(request: pytest.FixtureRequest) -> Iterator[None]:
     if "app" not in request.fixturenames:
         return
     application = request.getfixturevalue("app")
+    from fieldsync.cases.triggers import create_triggers, drop_triggers
     from fieldsync.db import Base
 
     engine = application.extensions["fieldsync"].engine
     tables = [t.name for t in Base.metadata.sorted_tables]
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
+            # TRUNCATE fires no row triggers: archived materials go like the rest
             conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " CASCADE"))
         else:
+            # SQLite's DELETE fires them (archived cases, custody): lifted while cleaning
+            drop_triggers(conn)
             for table in reversed(tables):
                 conn.execute(text(f'DELETE FROM "{table}"'))
+            create_triggers(conn)
 
 
 @pytest.fixture

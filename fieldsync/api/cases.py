@@ -68,20 +68,27 @@ class CaseQuerySchema(StrictSchema):
 
 
 class FileSchema(StrictSchema):
-    case_number = ma.fields.String(
+    """Nothing to send: the number is always generated (FIELDSYNC_CASE_NUMBER_FORMAT), one
+    sequence per street and year."""
+
+
+def _required_text(max_length: int) -> ma.fields.String:
+    # Missing or blank, the text reaches the state machine, which answers with the action's own
+    # code (case.reason_required, case.conclusion_required) whichever way it is missing.
+    return ma.fields.String(
         load_default=None,
-        validate=ma.validate.Length(1, 64),
-        metadata={"description": "omit to number the case from the configured format"},
+        validate=ma.validate.Length(max=max_length),
+        metadata={"description": "required, not blank"},
     )
 
 
 class DeclineSchema(StrictSchema):
-    reason = ma.fields.String(required=True, validate=ma.validate.Length(max=4000))
+    reason = _required_text(4000)
 
 
 class ConcludeSchema(StrictSchema):
-    decision = ma.fields.String(required=True, validate=ma.validate.Length(max=4000))
-    summary = ma.fields.String(required=True, validate=ma.validate.Length(max=8000))
+    decision = _required_text(4000)
+    summary = _required_text(8000)
 
 
 class ArchiveSchema(StrictSchema):
@@ -126,9 +133,9 @@ class CaseFiling(MethodView):
     @blp.arguments(FileSchema)
     @blp.response(200, CaseDetailSchema)
     @blp.alt_response(403, description="case.handler_only, case.other_department")
-    @blp.alt_response(409, description="case.transition_not_allowed, case.number_taken")
+    @blp.alt_response(409, description="case.transition_not_allowed")
     def post(self, body: dict[str, Any], case_id: Any) -> Any:
-        """立案: file the case; its number is generated unless given."""
+        """立案: file the case under the next number of its street and year."""
         return _act(case_id, "file", body)
 
 
@@ -138,6 +145,7 @@ class CaseDeclining(MethodView):
     @blp.arguments(DeclineSchema)
     @blp.response(200, CaseDetailSchema)
     @blp.alt_response(409, description="case.transition_not_allowed")
+    @blp.alt_response(422, description="case.reason_required")
     def post(self, body: dict[str, Any], case_id: Any) -> Any:
         """不予立案: decline to file the case, with the reason."""
         return _act(case_id, "decline", body)
@@ -149,6 +157,7 @@ class CaseConclusion(MethodView):
     @blp.arguments(ConcludeSchema)
     @blp.response(200, CaseDetailSchema)
     @blp.alt_response(409, description="case.transition_not_allowed")
+    @blp.alt_response(422, description="case.conclusion_required")
     def post(self, body: dict[str, Any], case_id: Any) -> Any:
         """办结: conclude a filed case with the decision and a summary."""
         return _act(case_id, "conclude", body)

@@ -106,7 +106,6 @@ def handle_http_exception(error: HTTPException) -> Any:
 UNIQUE_CONSTRAINT_CODES = {
     "uq_people_username": "org.username_taken",
     "uq_certificates_number": "org.certificate_number_taken",
-    "uq_cases_street_id_number": "case.number_taken",
 }
 RETRY_AFTER_SECONDS = 5
 _PG_UNIQUE_VIOLATION = "23505"

@@ -8,6 +8,7 @@ import marshmallow as ma
 from flask.views import MethodView
 
 from fieldsync.api.base import BACK_OFFICE, Blueprint, SelectPage, db, principal, requires
+from fieldsync.api.evidence import EvidenceSchema
 from fieldsync.api.schemas import AwareDateTime, StrictSchema
 from fieldsync.clock import utcnow
 from fieldsync.inspections import review
@@ -57,9 +58,16 @@ class InspectionSchema(ma.Schema):
     evidence_missing = ma.fields.List(ma.fields.String())
     cases = ma.fields.List(ma.fields.Dict())
     review_state = ma.fields.String(
-        allow_none=True, metadata={"description": "awaiting_captain | acknowledged | overruled"}
+        allow_none=True,
+        metadata={
+            "description": "null (a draft), awaiting_captain (flagged: the captain's) → "
+            "acknowledged | overruled; pending (submitted: a reviewer's or the captain's) → "
+            "accepted | rejected | more_needed"
+        },
     )
-    review = ma.fields.Dict(allow_none=True)
+    review = ma.fields.Dict(
+        allow_none=True, metadata={"description": "the last review: {decision, note, by, at}"}
+    )
     submitted_at = ma.fields.DateTime(allow_none=True)
     sealed_at = ma.fields.DateTime(allow_none=True)
     created_at = ma.fields.DateTime()
@@ -72,9 +80,7 @@ class InspectionDetailSchema(InspectionSchema):
 
 class InspectionQuerySchema(StrictSchema):
     status = ma.fields.String(validate=ma.validate.OneOf(["draft", "submitted", "diverted"]))
-    review_state = ma.fields.String(
-        validate=ma.validate.OneOf(["awaiting_captain", "acknowledged", "overruled"])
-    )
+    review_state = ma.fields.String(validate=ma.validate.OneOf(review.REVIEW_STATES))
     matter = ma.fields.String(validate=ma.validate.Length(1, 32))
     flagged = ma.fields.Boolean()
     officer = ma.fields.UUID()
@@ -84,9 +90,41 @@ class InspectionQuerySchema(StrictSchema):
 
 class ReviewSchema(StrictSchema):
     decision = ma.fields.String(
-        required=True, validate=ma.validate.OneOf(["acknowledge", "overrule"])
+        required=True,
+        validate=ma.validate.OneOf(sorted(review.DECISIONS)),
+        metadata={
+            "description": "flagged (awaiting_captain), by the captain: acknowledge | overrule; "
+            "pending, by a reviewer or the captain: accept | reject | more_needed"
+        },
     )
-    note = ma.fields.String(load_default=None, validate=ma.validate.Length(max=2000))
+    note = ma.fields.String(
+        load_default=None,
+        validate=ma.validate.Length(max=2000),
+        metadata={"description": "why; required for overrule, reject and more_needed"},
+    )
+
+
+class ReviewItemSchema(ma.Schema):
+    kind = ma.fields.String(metadata={"description": "inspection | evidence"})
+    id = ma.fields.String(metadata={"description": "the inspection's id, or the photo's SHA-256"})
+    review_state = ma.fields.String(metadata={"description": "awaiting_captain | pending"})
+    waiting_since = ma.fields.DateTime(
+        metadata={"description": "submitted (an inspection), received (a photo)"}
+    )
+    decisions = ma.fields.List(
+        ma.fields.String(), metadata={"description": "what the caller may decide"}
+    )
+    inspection = ma.fields.Nested(InspectionSchema)
+    evidence = ma.fields.Nested(EvidenceSchema)
+
+
+class ReviewQueuePage(SelectPage):
+    """The queue's rows, a page at a time, as items (the total counts both kinds)."""
+
+    @property
+    def items(self) -> list[Any]:
+        stmt = self.collection.offset(self.page_params.first_item).limit(self.page_params.page_size)
+        return review.queue_items(db(), list(db().execute(stmt)), principal())
 
 
 @blp.route("/inspections")
@@ -113,12 +151,20 @@ class InspectionItem(MethodView):
 
 @blp.route("/inspections/<uuid:inspection_id>/review")
 class InspectionReview(MethodView):
-    @requires(Role.CAPTAIN)
+    @requires(*REVIEWERS)
     @blp.arguments(ReviewSchema)
     @blp.response(200, InspectionSchema)
-    @blp.alt_response(409, description="inspection.review_not_pending, inspection.archived")
+    @blp.alt_response(403, description="inspection.review_captain_only")
+    @blp.alt_response(
+        409,
+        description="inspection.review_not_pending, inspection.review_wrong_decision, "
+        "inspection.archived",
+    )
+    @blp.alt_response(422, description="inspection.review_note_required")
     def post(self, body: dict[str, Any], inspection_id: Any) -> Any:
-        """The captain acknowledges or overrules a flagged inspection, with a note."""
+        """Review an inspection: the captain acknowledges or overrules a flagged one; a reviewer
+        or the captain accepts, rejects or asks more for a submitted one. The device sees the
+        review on its next pull; nothing done in the field is dropped."""
         return review.review(
             db(),
             inspection_id=inspection_id,
@@ -132,8 +178,9 @@ class InspectionReview(MethodView):
 @blp.route("/review-queue")
 class ReviewQueue(MethodView):
     @requires(*REVIEWERS)
-    @blp.response(200, InspectionSchema(many=True))
-    @blp.paginate(SelectPage)
+    @blp.response(200, ReviewItemSchema(many=True))
+    @blp.paginate(ReviewQueuePage)
     def get(self) -> Any:
-        """Flagged inspections awaiting the captain, then submitted ones not yet reviewed."""
-        return review.review_queue(street_id=principal().street_id)
+        """What awaits the caller's review: inspections their role may decide (flagged ones,
+        the captain's, first) and photos awaiting review, oldest first."""
+        return review.review_queue(principal())

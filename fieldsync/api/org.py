@@ -186,6 +186,7 @@ class Officers(MethodView):
     @blp.arguments(PersonCreateSchema)
     @blp.response(201, PersonSchema)
     @blp.alt_response(409, description="org.username_taken")
+    @blp.alt_response(422, description="org.auxiliary_cannot_enforce")
     def post(self, body: dict[str, Any]) -> Any:
         """Add a person to the roster of the admin's street."""
         return service.create_person(
@@ -203,10 +204,15 @@ class Officer(MethodView):
     @requires(Role.ADMIN)
     @blp.arguments(PersonPatchSchema)
     @blp.response(200, PersonSchema)
+    @blp.alt_response(409, description="org.username_taken, org.last_admin")
+    @blp.alt_response(422, description="org.auxiliary_cannot_enforce")
     def patch(self, body: dict[str, Any], person_id: Any) -> Any:
-        """Change a person: roles, department, grid, password, active."""
+        """Change a person: roles, department, grid, password, active. A grid worker never
+        holds an enforcement role; the street's last active admin stays one."""
         person = service.get_person(db(), person_id=person_id, street_id=principal().street_id)
-        return service.update_person(db(), hasher=services().hasher, person=person, changes=body)
+        return service.update_person(
+            db(), hasher=services().hasher, person=person, changes=body, now=utcnow()
+        )
 
 
 @blp.route("/officers/<uuid:person_id>/certificates")

@@ -92,7 +92,7 @@ class CaseNumberCounter(Base):
 def _register_triggers() -> None:
     from fieldsync.cases.triggers import register_ddl
 
-    register_ddl(Case.__table__)  # type: ignore[arg-type]
+    register_ddl(Case.metadata)
 
 
 _register_triggers()

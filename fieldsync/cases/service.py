@@ -276,36 +276,25 @@ def act(
     if case.kind != "case":
         raise DomainError("case.referral_not_handled_here", department=case.department_code)
     person = principal.person
-    checked = dict(payload)
-    if action == CaseAction.FILE and not (checked.get("case_number") or "").strip():
-        checked["case_number"] = "(generated)"  # numbered below, once every guard has passed
     target = transition(
         case.state,
         action,
         actor_roles=frozenset(r.value for r in principal.roles),
         actor_department_code=person.department.code if person.department else None,
         case_department_code=case.department_code,
-        payload=checked,
+        payload=payload,
     )
     before = case.state
     changes: dict[str, Any] = {"state": [before, target.value]}
     if action == CaseAction.FILE:
-        number = (payload.get("case_number") or "").strip()
+        # the number's year is the year of filing (立案年度), in Beijing
         year = now.astimezone(BEIJING).year
-        if number:
-            _check_number_free(session, street_id=case.street_id, number=number)
-        else:
-            seq = _next_seq(session, street_id=case.street_id, year=year)
-            street = session.get(Street, case.street_id)
-            assert street is not None
-            number = format_case_number(
-                case_number_format, street_abbrev=street.case_abbrev, year=year, seq=seq
-            )
-            _check_number_free(session, street_id=case.street_id, number=number)
-            case.number_seq = seq
-        case.number, case.number_year = number, year
+        case.number_seq, case.number = _next_number(
+            session, street_id=case.street_id, year=year, fmt=case_number_format
+        )
+        case.number_year = year
         case.filed_at, case.filed_by_id = now, person.id
-        changes["number"] = number
+        changes["number"] = case.number
     elif action == CaseAction.DECLINE:
         case.decline_reason, case.declined_at = payload["reason"], now
         changes["reason"] = payload["reason"]
@@ -333,12 +322,19 @@ def act(
     return case
 
 
-def _check_number_free(session: Session, *, street_id: uuid.UUID, number: str) -> None:
-    taken = session.scalar(
-        select(Case.id).where(Case.street_id == street_id, Case.number == number)
-    )
-    if taken is not None:
-        raise DomainError("case.number_taken", number=number)
+def _next_number(session: Session, *, street_id: uuid.UUID, year: int, fmt: str) -> tuple[int, str]:
+    """The next free number of the street and year, and its sequence. A number already taken
+    (filed by hand before numbers were always generated) is skipped, never handed out again."""
+    street = session.get(Street, street_id)
+    assert street is not None
+    while True:
+        seq = _next_seq(session, street_id=street_id, year=year)
+        number = format_case_number(fmt, street_abbrev=street.case_abbrev, year=year, seq=seq)
+        taken = session.scalar(
+            select(Case.id).where(Case.street_id == street_id, Case.number == number)
+        )
+        if taken is None:
+            return seq, number
 
 
 def _next_seq(session: Session, *, street_id: uuid.UUID, year: int) -> int:

@@ -267,11 +267,12 @@ def _submit_inspection(ctx: ActionContext, record: Inspection, mutation: Mapping
     if not record.matter_code and not record.findings:
         raise DomainError("inspection.incomplete")
     from fieldsync.cases.service import divert
-    from fieldsync.inspections.rule_check import check
+    from fieldsync.inspections.rule_check import await_review, check
 
     check(ctx.session, record)
     record.status = "submitted"
     record.submitted_at = ctx.now
+    await_review(record)  # back at the team: before the back office
     # back at the team (归队): each finding to the unit owning its matter (DOMAIN.md §5)
     divert(
         ctx.session,
@@ -342,6 +343,8 @@ def _after_inspection_change(ctx: ActionContext, record: Inspection) -> None:
     # no autoflush: a flush here would bump the version a second time for one mutation
     with ctx.session.no_autoflush:
         _after_change(ctx, record)
+        if record.review_state == "more_needed":
+            record.review_state = None  # the officer brought more: reviewed again
         check(ctx.session, record)
 
 

@@ -1,8 +1,9 @@
 """The server's re-application of the second-inspector rule to an inspection (DOMAIN.md §4).
 
-The roster is read as of the inspection's `occurred_at`: certificates carry their validity and
-revocation times, so one revoked after the inspection still counts for it. (Roles and
-department are the person's current ones: the roster keeps no history of them.)
+The roster is read as of the inspection's `occurred_at`: each person's department, roles and
+active flag from their roster period valid then (RosterPeriod, kept by the org service), and
+certificates with their validity and revocation times, so an officer transferred, deactivated
+or whose certificate was revoked after the inspection still counts for it.
 
 The inspection's overall `tier` and `second_inspector_id` come from the decision for its main
 matter (`matter_code`) when it has one; otherwise from the strongest of its findings'
@@ -19,13 +20,13 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from fieldsync.errors import DomainError, flag
 from fieldsync.inspections.models import Inspection
-from fieldsync.org.models import Matter, Person
-from fieldsync.rules.measures import Flag, measures_beyond, penalties_over_limit
+from fieldsync.org.models import Matter, Person, RosterPeriod
+from fieldsync.rules.measures import Flag, check_measures
 from fieldsync.rules.second_inspector import (
     CertificateFacts,
     Decision,
@@ -41,11 +42,16 @@ RULE_FLAGS = frozenset(
     {
         "inspection.measure_not_allowed",
         "inspection.measure_unknown_finding",
+        "inspection.measure_finding_required",
+        "inspection.measure_evidence_not_attached",
         "inspection.penalty_over_onsite_limit",
         "inspection.tier_claim_mismatch",
     }
 )
+# the back office's review of an inspection (review.py): flagged → the captain's; submitted and
+# unflagged → a reviewer's or the captain's
 AWAITING_CAPTAIN = "awaiting_captain"
+PENDING = "pending"
 # weakest first
 TIER_ORDER = (Tier.REFERRAL, Tier.INVESTIGATION, Tier.INSPECTION, Tier.ENFORCEMENT)
 
@@ -59,18 +65,38 @@ def matter_facts(matter: Matter) -> MatterFacts:
     )
 
 
-def person_facts(person: Person) -> PersonFacts:
-    department = person.department
+def person_facts(person: Person, period: RosterPeriod | None = None) -> PersonFacts:
+    """The rule's view of a person: as of `period` (their roster at the time), else as now."""
+    department = period.department if period is not None else person.department
+    roles = period.roles if period is not None else [r.value for r in person.roles]
     return PersonFacts(
         id=str(person.id),
         department_code=department.code if department else None,
         department_kind=DepartmentKind(department.kind.value) if department else None,
-        roles=frozenset(r.value for r in person.roles),
+        roles=frozenset(roles),
         certificates=tuple(
             CertificateFacts(c.number, c.valid_from, c.valid_to, c.revoked_at)
             for c in person.certificates
         ),
+        active=period.active if period is not None else person.active,
     )
+
+
+def roster_at(
+    session: Session, person_ids: Iterable[uuid.UUID], at: datetime
+) -> dict[uuid.UUID, RosterPeriod]:
+    """Each person's roster period valid at `at` ([valid_from, valid_to), open at either end)."""
+    ids = set(person_ids)
+    if not ids:
+        return {}
+    rows = session.scalars(
+        select(RosterPeriod).where(
+            RosterPeriod.person_id.in_(ids),
+            or_(RosterPeriod.valid_from.is_(None), RosterPeriod.valid_from <= at),
+            or_(RosterPeriod.valid_to.is_(None), RosterPeriod.valid_to > at),
+        )
+    )
+    return {p.person_id: p for p in rows}
 
 
 def load_matters(session: Session, codes: Iterable[str]) -> dict[str, Matter]:
@@ -84,9 +110,11 @@ def load_matters(session: Session, codes: Iterable[str]) -> dict[str, Matter]:
 
 
 def load_present(
-    session: Session, ids: Sequence[Any], *, street_id: uuid.UUID
+    session: Session, ids: Sequence[Any], *, street_id: uuid.UUID, at: datetime
 ) -> list[PersonFacts]:
-    """The people named present, in the order given (duplicates kept: the rule counts once)."""
+    """The people named present as the roster knew them at `at`, in the order given
+    (duplicates kept: the rule counts once). Someone with no roster history (made outside the
+    org service) is read as they are now."""
     people_ids = [uuid.UUID(str(i)) for i in ids]
     rows = (
         session.scalars(
@@ -99,7 +127,8 @@ def load_present(
     for pid in people_ids:
         if pid not in people:
             raise DomainError("inspection.unknown_person", id=str(pid))
-    return [person_facts(people[pid]) for pid in people_ids]
+    periods = roster_at(session, people, at)
+    return [person_facts(people[pid], periods.get(pid)) for pid in people_ids]
 
 
 def _as_flag(f: Flag) -> dict[str, Any]:
@@ -129,7 +158,7 @@ def _check(session: Session, inspection: Inspection) -> None:
         _set_flags(inspection, [])
         return
     matters = {c: matter_facts(m) for c, m in load_matters(session, codes).items()}
-    present = load_present(session, inspection.present or [], street_id=inspection.street_id)
+    present = load_present(session, inspection.present or [], street_id=inspection.street_id, at=at)
 
     by_finding: dict[str, Decision] = {}
     stored: list[dict[str, Any]] = []
@@ -145,11 +174,12 @@ def _check(session: Session, inspection: Inspection) -> None:
     if main is None:
         main = max(by_finding.values(), key=lambda d: TIER_ORDER.index(d.tier))
 
-    measures = list(inspection.measures or [])
     rule_flags = [
-        _as_flag(f) for f in measures_beyond(by_finding if by_finding else main, measures)
+        _as_flag(f)
+        for f in check_measures(
+            by_finding or main, inspection.measures or [], inspection.evidence or []
+        )
     ]
-    rule_flags += [_as_flag(f) for f in penalties_over_limit(measures)]
     if inspection.claimed_tier and inspection.claimed_tier != main.tier.value:
         rule_flags.append(
             flag(
@@ -176,13 +206,20 @@ def _set_flags(inspection: Inspection, rule_flags: list[dict[str, Any]]) -> None
     flags = others + rule_flags
     if flags != (inspection.flags or []):
         inspection.flags = flags
-    keys = sorted({_flag_key(f) for f in rule_flags})
-    reviewed = (inspection.review or {}).get("flags")
-    if keys and keys != reviewed:
-        # flagged, and not what the captain already reviewed: back into the captain's queue
+    await_review(inspection)
+
+
+def await_review(inspection: Inspection) -> None:
+    """Put the inspection before the back office when it needs a review: flagged, and not what
+    was already reviewed → the captain's; submitted, unflagged and not yet reviewed → pending
+    (a reviewer's or the captain's). A decided review stays decided until new flags come."""
+    keys = reviewed_flag_keys(inspection)
+    if keys and keys != (inspection.review or {}).get("flags"):
         inspection.review_state = AWAITING_CAPTAIN
     elif not keys and inspection.review_state == AWAITING_CAPTAIN:
         inspection.review_state = None
+    if inspection.review_state is None and inspection.submitted_at is not None:
+        inspection.review_state = PENDING
 
 
 def reviewed_flag_keys(inspection: Inspection) -> list[str]:
@@ -200,4 +237,5 @@ def second_inspector(
 ) -> Decision:
     """The rule for a matter and people of the caller's street at `at` (PROTOCOL.md §6)."""
     matter = load_matters(session, [matter_code])[matter_code]
-    return decide(matter_facts(matter), load_present(session, present, street_id=street_id), at)
+    people = load_present(session, present, street_id=street_id, at=at)
+    return decide(matter_facts(matter), people, at)

@@ -7,7 +7,16 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Enum, ForeignKey, String, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from fieldsync.clock import utcnow
@@ -177,6 +186,35 @@ class PersonRole(Base):
         """A role change is a change of the person's roster record."""
         # a role added with a new person has no person_id yet: the person is new anyway
         return session.get(Person, self.person_id) if self.person_id else None
+
+
+class RosterPeriod(Base):
+    """A person as the roster knew them over [valid_from, valid_to): department, roles, active —
+    what the second-inspector rule reads, as of when an inspection happened (DOMAIN.md §4).
+
+    Written by the org service whenever one of them changes. A person's first period has no
+    valid_from: before the roster first recorded them, it knows nothing better. The open period
+    (valid_to NULL) is the person as they are now.
+    """
+
+    __tablename__ = "roster_periods"
+    __table_args__ = (
+        CheckConstraint(
+            "valid_from IS NULL OR valid_to IS NULL OR valid_to > valid_from", name="valid_period"
+        ),
+        Index("ix_roster_periods_person_id_valid_from", "person_id", "valid_from"),
+    )
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    person_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("people.id"))
+    department_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("departments.id"))
+    roles: Mapped[list[Any]]  # role values, sorted
+    active: Mapped[bool]
+    valid_from: Mapped[datetime | None]
+    valid_to: Mapped[datetime | None]
+
+    department: Mapped[Department | None] = relationship(lazy="joined")
 
 
 class Certificate(Base):

@@ -11,6 +11,7 @@ from argon2 import PasswordHasher
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from fieldsync.clock import utcnow
 from fieldsync.errors import DomainError
 from fieldsync.org.models import (
     Certificate,
@@ -18,10 +19,17 @@ from fieldsync.org.models import (
     Grid,
     Matter,
     Person,
+    PersonRole,
     Role,
+    RosterPeriod,
     Street,
     Team,
 )
+
+# Auxiliary forces (辅助力量: 网格员 …) help patrol and report but never hold enforcement authority
+# (DOMAIN.md §2), so no one holds an auxiliary role together with a role that enforces.
+AUXILIARY_ROLES = frozenset({Role.GRID_WORKER})
+ENFORCEMENT_ROLES = frozenset({Role.OFFICER, Role.CAPTAIN, Role.CASE_HANDLER})
 
 
 def list_departments(session: Session) -> list[Department]:
@@ -91,6 +99,67 @@ def _check_refs(
             raise DomainError("org.unknown_grid", id=str(grid_id))
 
 
+def _check_roles(roles: Iterable[Role]) -> None:
+    wanted = frozenset(roles)
+    if wanted & AUXILIARY_ROLES and (clash := wanted & ENFORCEMENT_ROLES):
+        raise DomainError("org.auxiliary_cannot_enforce", role=sorted(clash)[0].value)
+
+
+def _keep_an_admin(session: Session, person: Person, changes: dict[str, Any]) -> None:
+    """Refuse to leave the street without an active admin: nobody could manage its roster."""
+    stays_admin = Role.ADMIN in set(changes.get("roles", person.roles)) and changes.get(
+        "active", True
+    )
+    if stays_admin or Role.ADMIN not in person.roles or not person.active:
+        return
+    # the street's admins under their row locks, in one order: two admins taking the role
+    # from each other at the same moment wait for each other, and the second is refused
+    admins = session.scalars(
+        select(Person.id)
+        .join(PersonRole, PersonRole.person_id == Person.id)
+        .where(
+            Person.street_id == person.street_id,
+            Person.active.is_(True),
+            PersonRole.role == Role.ADMIN,
+        )
+        .order_by(Person.id)
+        .with_for_update()
+    ).all()
+    if not set(admins) - {person.id}:
+        raise DomainError("org.last_admin", username=person.username)
+
+
+def record_roster_period(session: Session, person: Person, *, now: datetime) -> None:
+    """Keep the person's roster history (RosterPeriod): when their department, roles or active
+    flag differ from their open period, close it at `now` and open one with what they are now.
+    The one place that writes roster periods; every change to those fields comes through it."""
+    current = session.scalar(
+        select(RosterPeriod).where(
+            RosterPeriod.person_id == person.id, RosterPeriod.valid_to.is_(None)
+        )
+    )
+    state = {
+        "department_id": person.department_id,
+        "roles": sorted(r.value for r in person.roles),
+        "active": person.active,
+    }
+    if current is not None:
+        if {k: getattr(current, k) for k in state} == state:
+            return
+        if current.valid_from is not None and current.valid_from >= now:
+            # changed twice at one instant: the period of that instant is the last state
+            for key, value in state.items():
+                setattr(current, key, value)
+            return
+        current.valid_to = now
+    session.add(
+        RosterPeriod(
+            person_id=person.id, valid_from=None if current is None else now, valid_to=None, **state
+        )
+    )
+    session.flush()
+
+
 def create_person(
     session: Session,
     *,
@@ -109,6 +178,8 @@ def create_person(
 ) -> Person:
     if session.scalar(select(Person.id).where(Person.username == username)) is not None:
         raise DomainError("org.username_taken", username=username)
+    roles = list(roles)
+    _check_roles(roles)
     _check_refs(session, street_id=street_id, department_id=department_id, grid_id=grid_id)
     team = team_of_street(session, street_id) if on_team else None
     person = Person(
@@ -126,6 +197,7 @@ def create_person(
     person.set_roles(set(roles))
     session.add(person)
     session.flush()
+    record_roster_period(session, person, now=utcnow())
     return person
 
 
@@ -135,8 +207,10 @@ def update_person(
     hasher: PasswordHasher,
     person: Person,
     changes: dict[str, Any],
+    now: datetime | None = None,
 ) -> Person:
-    """Apply a partial update; keys are the writable fields of a person."""
+    """Apply a partial update; keys are the writable fields of a person. A change of
+    department, roles or active flag takes effect at `now` in the roster history."""
     if "username" in changes and changes["username"] != person.username:
         taken = session.scalar(select(Person.id).where(Person.username == changes["username"]))
         if taken is not None:
@@ -147,6 +221,9 @@ def update_person(
         department_id=changes.get("department_id"),
         grid_id=changes.get("grid_id"),
     )
+    if "roles" in changes:
+        _check_roles(changes["roles"])
+    _keep_an_admin(session, person, changes)
     for key, value in changes.items():
         if key == "roles":
             person.set_roles(set(value))
@@ -155,6 +232,7 @@ def update_person(
         else:
             setattr(person, key, value)
     session.flush()
+    record_roster_period(session, person, now=now or utcnow())
     return person
 
 

@@ -19,7 +19,7 @@ class CaseState(StrEnum):
 
 
 class CaseAction(StrEnum):
-    FILE = "file"  # 立案, needs a case number
+    FILE = "file"  # 立案, numbered by the service from the configured format
     DECLINE = "decline"  # 不予立案, needs a reason
     CONCLUDE = "conclude"  # 办结, needs the decision and a summary
     ARCHIVE = "archive"  # 归档, by the team captain only
@@ -50,9 +50,9 @@ TERMINAL_STATES = frozenset({CaseState.DECLINED, CaseState.ARCHIVED})
 CASE_HANDLER_ROLE = "case_handler"
 CAPTAIN_ROLE = "captain"
 
-# What each action must carry in its payload: non-blank strings.
+# What each action must carry in its payload: non-blank strings. Filing carries nothing: case
+# numbers are always generated, one sequence per street and year, so none is ever taken twice.
 REQUIRED_PAYLOAD: dict[CaseAction, tuple[str, tuple[str, ...]]] = {
-    CaseAction.FILE: ("case.number_required", ("case_number",)),
     CaseAction.DECLINE: ("case.reason_required", ("reason",)),
     CaseAction.CONCLUDE: ("case.conclusion_required", ("decision", "summary")),
 }
@@ -121,17 +121,38 @@ def transition(
     return target
 
 
+def check_case_number_format(fmt: str) -> str:
+    """`fmt` if it can number cases, else ValueError saying why (checked at startup).
+
+    It may use only {street_abbrev}, {year} and {seq} (with a format spec), and must use {year}
+    and {seq}: numbers are unique per street and year only if both are in them.
+    """
+    try:
+        names = {name for _, name, _, _ in string.Formatter().parse(fmt) if name is not None}
+    except ValueError as error:
+        raise ValueError(f"case number format {fmt!r}: {error}") from None
+    if unknown := names - _CASE_NUMBER_FIELDS:
+        raise ValueError(
+            f"case number format {fmt!r}: unknown field {{{sorted(unknown)[0]}}}; "
+            "use only {street_abbrev}, {year} and {seq}"
+        )
+    if missing := {"year", "seq"} - names:
+        raise ValueError(
+            f"case number format {fmt!r}: it must contain {{{sorted(missing)[0]}}}, or two "
+            "cases of one street could get the same number"
+        )
+    try:
+        fmt.format(street_abbrev="东华", year=2026, seq=1)
+    except (ValueError, TypeError, AttributeError, IndexError, KeyError) as error:
+        raise ValueError(f"case number format {fmt!r}: {error}") from None
+    return fmt
+
+
 def format_case_number(
     fmt: str = DEFAULT_CASE_NUMBER_FORMAT, *, street_abbrev: str, year: int, seq: int
 ) -> str:
-    """A case number (案件编号) such as 京东华执〔2026〕第0001号; uniqueness is the service's job.
-
-    The format is configuration: it may use only {street_abbrev}, {year} and {seq} (with a
-    format spec), so a typo fails at once instead of numbering cases wrongly.
-    """
-    for _, name, _, _ in string.Formatter().parse(fmt):
-        if name is not None and name not in _CASE_NUMBER_FIELDS:
-            raise ValueError(f"case number format {fmt!r}: unknown field {{{name}}}")
+    """A case number (案件编号) such as 京东华执〔2026〕第0001号 (uniqueness: the service)."""
+    check_case_number_format(fmt)
     if not street_abbrev:
         raise ValueError("street_abbrev is required")
     if seq < 1:

@@ -237,6 +237,17 @@ FLAG_TEXT: dict[str, tuple[str, str]] = {
         "Measure {measure_id} names finding {finding_id}, which is not in the inspection.",
         "措施 {measure_id} 关联的问题 {finding_id} 不在本次检查中。",
     ),
+    "inspection.measure_finding_required": (
+        "Measure {measure_id} ({type}) names no finding of the inspection, and not every "
+        "finding's decision allows it (not: {disallowed}); name the finding it serves.",
+        "措施 {measure_id}（{type_zh}）未关联本次检查中的问题，而并非每个问题的判定都允许该措施"
+        "（不允许：{disallowed}）；请注明该措施针对的问题。",
+    ),
+    "inspection.measure_evidence_not_attached": (
+        "Measure {measure_id} (photo evidence) names photos that are not among the "
+        "inspection's evidence: {missing}.",
+        "措施 {measure_id}（拍照取证）所列照片不在本次检查的证据中：{missing}。",
+    ),
 }
 
 
@@ -288,23 +299,22 @@ def measures_beyond(
     """Flags for the measures that the decisions do not allow, in the order of `measures`.
 
     With one Decision every measure is checked against it. With decisions by finding id, a
-    measure naming its `finding_id` is checked against that finding's decision; a measure
-    naming none is checked against the most permissive view of the inspection — allowed when
-    any finding's decision allows it — because it may serve any of them. A `finding_id` not
-    among the decisions is flagged and then checked the same way. Nothing is ever dropped here.
+    measure naming its `finding_id` is checked against that finding's decision. A measure
+    naming none may serve any finding, so it is checked conservatively: allowed only when
+    every finding's decision allows it — when only some do, it is flagged
+    (`inspection.measure_finding_required`) until the officer names the finding it serves;
+    when none does, it is not allowed. A `finding_id` not among the decisions is flagged and
+    then checked as naming none. Nothing is ever dropped here.
     """
     flags: list[Flag] = []
     per_finding = not isinstance(decisions, Decision)
-    if isinstance(decisions, Decision):
-        by_finding: Mapping[str, Decision] = {}
-        fallback: list[Decision] = [decisions]
-    else:
-        by_finding = decisions
-        fallback = list(decisions.values())
+    by_finding: Mapping[str, Decision] = {} if isinstance(decisions, Decision) else decisions
+    every = [decisions] if isinstance(decisions, Decision) else list(decisions.values())
     for measure in measures:
         measure_id, kind = measure.get("id"), measure.get("type")
         finding_id = measure.get("finding_id")
         type_zh = MEASURE_ZH.get(kind, str(kind)) if isinstance(kind, str) else str(kind)
+        text = {"type": str(kind), "type_zh": type_zh}
         if per_finding and isinstance(finding_id, str) and finding_id in by_finding:
             decision = by_finding[finding_id]
             if not decision.allows(kind):
@@ -314,18 +324,18 @@ def measures_beyond(
                         "inspection.measure_not_allowed",
                         measure_id,
                         finding_id,
-                        type=str(kind),
-                        type_zh=type_zh,
                         scope=scope,
                         scope_zh=scope_zh,
+                        **text,
                     )
                 )
             continue
         if per_finding and finding_id is not None:
             flags.append(_flag("inspection.measure_unknown_finding", measure_id, finding_id))
-        if not any(d.allows(kind) for d in fallback):
-            if len(fallback) == 1:
-                scope, scope_zh = _scope(fallback[0])
+        disallowed = [(f, d) for f, d in by_finding.items() if not d.allows(kind)]
+        if not any(d.allows(kind) for d in every):
+            if len(every) == 1:
+                scope, scope_zh = _scope(every[0])
             else:
                 scope, scope_zh = "any finding's decision", "任何问题的判定"
             flags.append(
@@ -333,13 +343,64 @@ def measures_beyond(
                     "inspection.measure_not_allowed",
                     measure_id,
                     finding_id,
-                    type=str(kind),
-                    type_zh=type_zh,
                     scope=scope,
                     scope_zh=scope_zh,
+                    **text,
+                )
+            )
+        elif disallowed:
+            flags.append(
+                _flag(
+                    "inspection.measure_finding_required",
+                    measure_id,
+                    finding_id,
+                    disallowed=", ".join(
+                        f"{f} ({d.matter_code}, {d.tier.value})" for f, d in disallowed
+                    ),
+                    **text,
                 )
             )
     return flags
+
+
+def photos_not_attached(
+    measures: Iterable[Mapping[str, Any]], evidence: Iterable[str]
+) -> list[Flag]:
+    """Flags for photo-evidence measures naming photos the inspection does not hold: the photo
+    a measure relies on must be among the evidence that is kept and reviewed."""
+    attached = set(evidence)
+    flags: list[Flag] = []
+    for measure in measures:
+        details = measure.get("details")
+        if measure.get("type") != MeasureType.PHOTO_EVIDENCE or not isinstance(details, Mapping):
+            continue
+        named = details.get("evidence")
+        missing = [h for h in named if h not in attached] if isinstance(named, list) else []
+        if missing:
+            flags.append(
+                _flag(
+                    "inspection.measure_evidence_not_attached",
+                    measure.get("id"),
+                    measure.get("finding_id"),
+                    missing=", ".join(map(str, missing)),
+                )
+            )
+    return flags
+
+
+def check_measures(
+    decisions: Decision | Mapping[str, Decision],
+    measures: Iterable[Mapping[str, Any]],
+    evidence: Iterable[str],
+) -> list[Flag]:
+    """Every flag the measures of an inspection get: beyond the decisions, fines over the
+    on-the-spot limit, photos not among the evidence. What the server and a phone both run."""
+    measures = list(measures)
+    return [
+        *measures_beyond(decisions, measures),
+        *penalties_over_limit(measures),
+        *photos_not_attached(measures, evidence),
+    ]
 
 
 def penalties_over_limit(measures: Iterable[Mapping[str, Any]]) -> list[Flag]:

@@ -61,9 +61,11 @@ MEASURE_ZH: dict[MeasureType, str] = {
     MeasureType.ONSITE_PENALTY: "当场处罚",
 }
 
-# Only this role can ever count, as authority or as second inspector. A captain, case handler or
-# grid worker counts only if they also hold it: the roster, not the job title, says who enforces.
+# Only this role can ever count, as authority or as second inspector. A captain or case handler
+# counts only if they also hold it: the roster, not the job title, says who enforces.
 OFFICER_ROLE = "officer"
+# Auxiliary forces (辅助力量) never count, whatever else the roster says of them (DOMAIN.md §2).
+AUXILIARY_ROLES = frozenset({"grid_worker"})
 
 # (en, zh) templates over {person_id} and {detail}.
 REASON_TEXT: dict[str, tuple[str, str]] = {
@@ -128,6 +130,11 @@ REASON_TEXT: dict[str, tuple[str, str]] = {
         "{person_id} is not an enforcement officer (grid worker, volunteer or other helper) "
         "and never counts.",
         "{person_id} 不是执法人员（网格员、志愿者等辅助力量或其他人员），不计入检查人员。",
+    ),
+    "person.inactive": (
+        "{person_id} was not active on the roster at the time of the inspection and does not "
+        "count.",
+        "{person_id} 在检查时已在名册中停用，不计入检查人员。",
     ),
     "person.no_department": (
         "{person_id} belongs to no department and cannot count.",
@@ -200,13 +207,15 @@ class CertificateFacts:
 
 @dataclass(frozen=True)
 class PersonFacts:
-    """A person named present on scene, as the roster knows them at the time."""
+    """A person named present on scene, as the roster knew them at the time (department, roles
+    and `active` of that moment; certificates carry their own validity)."""
 
     id: str
     department_code: str | None
     department_kind: DepartmentKind | None
     roles: frozenset[str]
     certificates: tuple[CertificateFacts, ...] = ()
+    active: bool = True  # a deactivated person (left the team, suspended) never counts
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "roles", frozenset(self.roles))
@@ -219,7 +228,7 @@ class PersonFacts:
 
     @property
     def is_officer(self) -> bool:
-        return OFFICER_ROLE in self.roles
+        return OFFICER_ROLE in self.roles and not self.roles & AUXILIARY_ROLES
 
 
 @dataclass(frozen=True)
@@ -345,10 +354,11 @@ def _valid_certificate(person: PersonFacts, at: datetime) -> CertificateFacts | 
 def decide(matter: MatterFacts, present: Sequence[PersonFacts], at: datetime) -> Decision:
     """Apply the rule for `matter` to the people `present` at the instant `at`.
 
-    A = present officers (role `officer`) of the matter's department with a certificate valid
-    at `at`. |A| >= 2: enforcement. |A| = 1 and an officer of another *resident* unit with a
-    valid certificate is present: inspection, with that officer as second inspector — among
-    several, the lowest id by Unicode code point (plain string order, not locale order).
+    A = present active officers (role `officer`, no auxiliary role) of the matter's department
+    with a certificate valid at `at`. |A| >= 2: enforcement. |A| = 1 and an officer of another
+    *resident* unit with a valid certificate is present: inspection, with that officer as
+    second inspector — among several, the lowest id by Unicode code point (plain string
+    order, not locale order).
     |A| = 1 otherwise: investigation (two inspectors are the legal minimum, 行政处罚法 第四十二条).
     |A| = 0: investigation for a resident unit's matter, referral for a listed unit's.
     """
@@ -358,7 +368,9 @@ def decide(matter: MatterFacts, present: Sequence[PersonFacts], at: datetime) ->
     valid_certificate: dict[str, CertificateFacts] = {}
     disqualified: dict[str, list[Reason]] = {}
     for pid, person in people.items():
-        if not person.is_officer:
+        if not person.active:
+            disqualified[pid] = [Reason("person.inactive", pid)]
+        elif not person.is_officer:
             disqualified[pid] = [Reason("person.not_an_officer", pid)]
         elif person.department_code is None:
             disqualified[pid] = [Reason("person.no_department", pid)]

@@ -1,4 +1,5 @@
-"""Conformance vectors for the second-inspector rule: load them, run one, compare with expected."""
+"""Conformance vectors for the second-inspector rule and the check of measures against it: load
+them, run one, compare with expected."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from fieldsync.rules.measures import check_measures
 from fieldsync.rules.second_inspector import (
     CertificateFacts,
     Decision,
@@ -21,7 +23,8 @@ from fieldsync.rules.second_inspector import (
 )
 
 VECTORS_FORMAT = "fieldsync/second-inspector-vectors"
-VECTORS_VERSION = 1
+# 2: people carry `active`; auxiliary roles never count; vectors may check measures (`flags`)
+VECTORS_VERSION = 2
 _EXACT_FIELDS = ("tier", "second_inspector_id", "authorised_ids", "allowed_measures")
 
 
@@ -34,7 +37,9 @@ def load_vectors() -> dict[str, Any]:
     """The whole document `{format, version, rule, cases: [...]}`, a fresh copy each call."""
     document = json.loads(_vectors_text())
     if document.get("format") != VECTORS_FORMAT or document.get("version") != VECTORS_VERSION:
-        raise ValueError("vectors.json is not a version 1 second-inspector vectors document")
+        raise ValueError(
+            f"vectors.json is not a version {VECTORS_VERSION} second-inspector vectors document"
+        )
     return document
 
 
@@ -61,6 +66,7 @@ def person_from_json(obj: Mapping[str, Any]) -> PersonFacts:
         department_kind=DepartmentKind(kind) if kind is not None else None,
         roles=frozenset(obj.get("roles", ())),
         certificates=tuple(certificate_from_json(c) for c in obj.get("certificates", ())),
+        active=obj.get("active", True),
     )
 
 
@@ -85,19 +91,46 @@ def _outcome(decision: Decision) -> dict[str, Any]:
     }
 
 
+def measure_from_json(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """A vector's measure as the rule takes it: `finding` (an index into `input.matters`, or
+    null for a measure naming no finding) becomes the `finding_id` of that finding."""
+    measure = {"id": obj["id"], "type": obj["type"], "details": dict(obj.get("details", {}))}
+    if obj.get("finding") is not None:
+        measure["finding_id"] = str(obj["finding"])
+    return measure
+
+
+def _by_measure(flag: Mapping[str, Any]) -> tuple[str, str]:
+    return (str(flag["measure_id"]), flag["code"])
+
+
+def _flags(flags: Any) -> list[dict[str, Any]]:
+    return sorted(({"code": f.code, "measure_id": f.measure_id} for f in flags), key=_by_measure)
+
+
 def run_vector(case: Mapping[str, Any]) -> dict[str, Any]:
     """Apply the rule to a vector's input; the outcome in the shape of its `expected`.
 
     Single-matter vectors give `{tier, second_inspector_id, authorised_ids, allowed_measures,
     reason_codes, reasons}` with every reason; several-findings vectors give `{decisions: [...]}`.
+    With `input.measures`, the outcome also has `flags`: `{code, measure_id}` for each flag the
+    measures get (against the decision, or each finding's), sorted.
     """
     given = case["input"]
     at = parse_instant(given["at"])
     present = [person_from_json(p) for p in given["present"]]
     if "matters" in given:
         matters = [matter_from_json(m) for m in given["matters"]]
-        return {"decisions": [_outcome(d) for d in decide_findings(matters, present, at)]}
-    return _outcome(decide(matter_from_json(given["matter"]), present, at))
+        decisions = decide_findings(matters, present, at)
+        outcome: dict[str, Any] = {"decisions": [_outcome(d) for d in decisions]}
+        checked: Any = {str(index): d for index, d in enumerate(decisions)}
+    else:
+        checked = decide(matter_from_json(given["matter"]), present, at)
+        outcome = _outcome(checked)
+    if "measures" in given:
+        measures = [measure_from_json(m) for m in given["measures"]]
+        outcome["flags"] = _flags(check_measures(checked, measures, given.get("evidence", [])))
+    return outcome
 
 
 def _mismatches(expected: Mapping[str, Any], actual: Mapping[str, Any], where: str) -> list[str]:
@@ -127,11 +160,15 @@ def _mismatches(expected: Mapping[str, Any], actual: Mapping[str, Any], where: s
 def check_vector(case: Mapping[str, Any]) -> list[str]:
     """What differs between the rule and a vector's `expected`; empty when they agree."""
     expected, actual = case["expected"], run_vector(case)
+    problems: list[str] = []
+    if "flags" in expected:
+        want = sorted((dict(f) for f in expected["flags"]), key=_by_measure)
+        if want != actual.get("flags"):
+            problems.append(f"flags: expected {want!r}, got {actual.get('flags')!r}")
     if "decisions" not in expected:
-        return _mismatches(expected, actual, "")
+        return problems + _mismatches(expected, actual, "")
     if len(expected["decisions"]) != len(actual["decisions"]):
         return [f"expected {len(expected['decisions'])} decisions, got {len(actual['decisions'])}"]
-    problems: list[str] = []
     for index, (want, got) in enumerate(
         zip(expected["decisions"], actual["decisions"], strict=True)
     ):

@@ -20,7 +20,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    create_triggers(op.get_bind())
+    create_triggers(op.get_bind(), later=False)
 
 
 def downgrade() -> None:

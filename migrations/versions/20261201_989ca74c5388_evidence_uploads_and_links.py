@@ -98,7 +98,7 @@ def upgrade() -> None:
                 nullable=True,
             )
         )
-    create_triggers(op.get_bind())
+    create_triggers(op.get_bind(), later=False)
 
 
 def _link_existing_records() -> None:
@@ -129,7 +129,7 @@ def downgrade() -> None:
     drop_triggers(op.get_bind())  # SQLite's batch mode rebuilds the table without them
     with op.batch_alter_table("inspections", schema=None) as batch_op:
         batch_op.drop_column("evidence_review")
-    create_triggers(op.get_bind())
+    create_triggers(op.get_bind(), later=False)
 
     with op.batch_alter_table("uploads", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_uploads_state"))

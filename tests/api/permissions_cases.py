@@ -14,7 +14,9 @@ REVIEW = "/api/v1/inspections/<uuid:inspection_id>/review"
 EXPECTED: dict[tuple[str, str], Any] = {
     ("GET", "/api/v1/inspections"): BACK | {"officer"},
     ("GET", "/api/v1/inspections/<uuid:inspection_id>"): BACK | {"officer"},
-    ("POST", REVIEW): {"captain"},
+    # the captain decides flagged inspections, a reviewer or the captain the others (the service
+    # answers inspection.review_captain_only)
+    ("POST", REVIEW): {"reviewer", "captain"},
     ("GET", "/api/v1/review-queue"): {"reviewer", "captain"},
     ("GET", "/api/v1/cases"): BACK,
     ("GET", CASE): BACK,
@@ -33,6 +35,8 @@ OWN: dict[tuple[str, str], dict[str, int]] = {
     ("POST", CASE + "/decline"): _NOT_HANDLER,
     ("POST", CASE + "/conclude"): _NOT_HANDLER,
     ("POST", CASE + "/archive"): {r: 403 for r in BACK - {"captain"}},
+    # the matrix's inspection is flagged: the captain's to decide (inspection.review_captain_only)
+    ("POST", REVIEW): {"reviewer": 403},
 }
 
 

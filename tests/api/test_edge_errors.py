@@ -530,3 +530,17 @@ def test_department_filters_name_a_known_department(api: Any, demo: Any) -> None
     matters = api.get("/matters", "cg_wang", query_string={"department_id": chengguan})
     assert matters.status_code == 200 and matters.get_json()
     assert {m["department_id"] for m in matters.get_json()} == {chengguan}
+
+
+def test_every_mapped_constraint_names_a_catalogue_code_and_a_real_constraint() -> None:
+    import fieldsync.models  # noqa: F401
+    from fieldsync.api.errors import UNIQUE_CONSTRAINT_CODES
+    from fieldsync.db import Base
+    from fieldsync.errors import CATALOGUE
+
+    names = {
+        c.name for t in Base.metadata.sorted_tables for c in t.constraints if c.name is not None
+    }
+    for constraint, code in UNIQUE_CONSTRAINT_CODES.items():
+        assert code in CATALOGUE, code
+        assert constraint in names, constraint

@@ -4,104 +4,18 @@ lifecycle to archive, and archive immutability through the API, sync, the ORM an
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from field_phone import Device, new_id, pid  # type: ignore[import-not-found]
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from fieldsync.demo import demo_uuid
 from fieldsync.errors import DomainError
-from fieldsync.sync.hlc import HLC
 
 BEIJING = timezone(timedelta(hours=8))
-
-
-def _hlc(ms: int, node: str) -> str:
-    return str(HLC(ms, 0, node))
-
-
-class Device:
-    def __init__(self, api: Any, username: str) -> None:
-        self.api = api
-        self.username = username
-        self.device_id = str(uuid.uuid4())
-        self.token = api.login(username, device_id=self.device_id)
-        self.seq = 0
-        self.cursor: str | None = None
-        self.clock = 1_000
-
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-    def push(self, *mutations: dict[str, Any]) -> Any:
-        body = []
-        for m in mutations:
-            self.seq += 1
-            self.clock += 1000
-            body.append(
-                {
-                    "device_seq": self.seq,
-                    "mutation_id": str(uuid.uuid4()),
-                    "device_time": "2026-11-25T08:00:00Z",
-                    "hlc": _hlc(self.clock, self.username),
-                    **m,
-                }
-            )
-        return self.api.client.post(
-            "/api/v1/sync/push",
-            headers=self.headers(),
-            json={"protocol": 1, "device_id": self.device_id, "mutations": body},
-        )
-
-    def push_one(self, **m: Any) -> dict[str, Any]:
-        resp = self.push(m)
-        assert resp.status_code == 200, resp.get_json()
-        return resp.get_json()["results"][0]
-
-    def pull_all(self) -> list[dict[str, Any]]:
-        changes = []
-        while True:
-            q: dict[str, Any] = {"limit": 100}
-            if self.cursor:
-                q["cursor"] = self.cursor
-            resp = self.api.client.get("/api/v1/sync/pull", headers=self.headers(), query_string=q)
-            assert resp.status_code == 200, resp.get_json()
-            body = resp.get_json()
-            changes.extend(body["changes"])
-            self.cursor = body["cursor"]
-            if not body["has_more"]:
-                return changes
-
-    def pulled(self, entity_id: str) -> dict[str, Any]:
-        found = [c for c in self.pull_all() if c["id"] == entity_id]
-        assert found, f"{entity_id} not in the pull"
-        return found[-1]["data"]
-
-
-def pid(username: str) -> str:
-    return str(demo_uuid("person", username))
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
-
-
-@pytest.fixture
-def archived_cleanup(app: Any) -> Iterator[None]:
-    """Archived cases and sealed inspections refuse DELETE (SQLite's DELETE FROM fires the
-    triggers; PostgreSQL's TRUNCATE does not): lift the triggers to clean up, then restore."""
-    yield
-    from fieldsync.cases.triggers import create_triggers, drop_triggers
-
-    with app.extensions["fieldsync"].engine.begin() as conn:
-        drop_triggers(conn)
-        conn.execute(text("DELETE FROM case_officers"))
-        conn.execute(text("DELETE FROM cases"))
-        conn.execute(text("DELETE FROM inspections"))
-        create_triggers(conn)
 
 
 SEIZURE_DETAILS = {"items": [{"item": "三轮车", "quantity": 1, "unit": "辆"}], "receipt_no": "Z-7"}
@@ -145,7 +59,10 @@ def test_lone_officer_seizure_arrives_flagged_and_kept(api: Any, demo: Any) -> N
     refused = api.post(
         f"/inspections/{iid}/review", "reviewer_liang", json={"decision": "overrule"}
     )
-    assert refused.status_code == 403
+    assert (refused.status_code, refused.get_json()["error"]) == (
+        403,
+        "inspection.review_captain_only",
+    )
     resp = api.post(
         f"/inspections/{iid}/review",
         "captain",
@@ -237,7 +154,7 @@ def test_rule_endpoint_and_vectors(api: Any, demo: Any) -> None:
 
 
 def test_three_findings_diverted_filed_concluded_archived_then_immutable(
-    api: Any, demo: Any, app: Any, archived_cleanup: None
+    api: Any, demo: Any, app: Any
 ) -> None:
     phone = Device(api, "cg_wang")
     iid = new_id()

@@ -53,17 +53,23 @@ LAST_RELEASED_REVISION = "a7c4e0f1d2b3"
 def test_upgrade_from_the_last_release_keeps_rows_and_guards(tmp_path: Path) -> None:
     """A database that already holds data (a street's roster, an inspection naming evidence,
     its custody) goes down to the last released revision and up again: the rows survive, the
-    new columns are filled from them, and the sealed-inspection trigger still covers every
-    column, the new ones included."""
+    new columns are filled from them, everyone on the roster has a roster period, every archive
+    trigger is there, and the sealed-inspection and evidence triggers still cover every column,
+    the new ones included."""
     from datetime import UTC, datetime, timedelta
 
     import pytest
     from alembic import command
     from conftest import own_database  # type: ignore[import-not-found]
+    from sqlalchemy import func as sa_func
     from sqlalchemy import select, text
     from sqlalchemy.exc import DBAPIError
 
-    from fieldsync.cases.triggers import SEALED_INSPECTION_MUTABLE
+    from fieldsync.cases.triggers import (
+        EVIDENCE_DERIVATIVES,
+        SEALED_INSPECTION_MUTABLE,
+        trigger_names,
+    )
     from fieldsync.demo import STREET_A_CODE, demo_uuid, load_demo
     from fieldsync.evidence.links import sync_links
     from fieldsync.evidence.models import CustodyEvent, Evidence, EvidenceLink
@@ -72,6 +78,7 @@ def test_upgrade_from_the_last_release_keeps_rows_and_guards(tmp_path: Path) -> 
     from fieldsync.identity.service import password_hasher
     from fieldsync.inspections.models import Inspection
     from fieldsync.migrate import upgrade
+    from fieldsync.org.models import Person, RosterPeriod
 
     with own_database(tmp_path) as url:
         upgrade(url)
@@ -130,16 +137,35 @@ def test_upgrade_from_the_last_release_keeps_rows_and_guards(tmp_path: Path) -> 
                 assert (link.entity_id, link.sha256, link.street_id) == (inspection.id, sha, street)
                 assert conn.scalars(select(CustodyEvent.street_id)).all() == [street]
                 conn.execute(text("UPDATE inspections SET sealed_at = CURRENT_TIMESTAMP"))
-            if engine.dialect.name == "sqlite":  # its trigger names the guarded columns
-                with engine.connect() as conn:
-                    trigger = conn.execute(
-                        text("SELECT sql FROM sqlite_master WHERE name = :n"),
-                        {"n": "inspections_refuse_sealed_update"},
-                    ).scalar_one()
-                guarded = set(table.c.keys()) - SEALED_INSPECTION_MUTABLE
-                assert {c for c in guarded if f'NEW."{c}"' not in trigger} == set()
+                people = conn.scalar(select(sa_func.count()).select_from(Person.__table__))
+                periods = RosterPeriod.__table__
+                open_periods = conn.scalar(
+                    select(sa_func.count(sa_func.distinct(periods.c.person_id))).where(
+                        periods.c.valid_to.is_(None)
+                    )
+                )
+                assert people and open_periods == people
+            dialect = engine.dialect.name
+            with engine.connect() as conn:
+                if dialect == "sqlite":
+                    found = conn.execute(
+                        text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")
+                    ).all()
+                else:
+                    found = conn.execute(
+                        text("SELECT tgname, '' FROM pg_trigger WHERE NOT tgisinternal")
+                    ).all()
+            sql = dict(found)
+            assert set(trigger_names(dialect)) <= set(sql)
+            if dialect == "sqlite":  # its update triggers name the guarded columns
+                for name, model, mutable in (
+                    ("inspections_refuse_sealed_update", Inspection, SEALED_INSPECTION_MUTABLE),
+                    ("evidence_refuse_sealed_update", Evidence, EVIDENCE_DERIVATIVES),
+                ):
+                    guarded = set(model.__table__.c.keys()) - mutable
+                    assert {c for c in guarded if f'NEW."{c}"' not in sql[name]} == set(), name
             with pytest.raises(DBAPIError, match="sealed inspection never changes"):
                 with engine.begin() as conn:
-                    conn.execute(text("UPDATE inspections SET evidence_review = '{}'"))
+                    conn.execute(text("""UPDATE inspections SET evidence_review = '{"x": 1}'"""))
         finally:
             engine.dispose()

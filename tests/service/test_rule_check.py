@@ -108,3 +108,41 @@ def test_penalty_over_limit_and_tier_claim_are_flagged_and_kept(session: Any, de
     assert i.review_state == "awaiting_captain"
     check(session, i)  # idempotent
     assert len(i.flags) == 3
+
+
+def test_unattributed_penalty_in_a_mixed_inspection_is_flagged(session: Any, demo: Any) -> None:
+    """An enforcement-tier finding beside a referral (HJ-001 belongs to a listed unit): a fine
+    that names no finding is not covered by every finding's decision."""
+    referral = str(uuid.uuid4())
+    penalty = {
+        "id": str(uuid.uuid4()),
+        "type": "onsite_penalty",
+        "details": {"amount": "100", "party_kind": "individual", "legal_basis": "条例第十七条"},
+    }
+    i = inspection("cg_wang", "cg_liu", at=datetime(2026, 3, 1, 2, tzinfo=UTC), measures=[penalty])
+    i.findings = [*i.findings, {"id": referral, "matter_code": "HJ-001", "description": "油烟"}]
+    check(session, i)
+    assert [d["tier"] for d in i.decisions] == ["enforcement", "referral"]
+    assert codes(i) == ["inspection.measure_finding_required"]
+    assert i.review_state == "awaiting_captain"
+    # named for the enforcement finding, it is covered
+    i.measures = [{**penalty, "finding_id": FINDING}]
+    check(session, i)
+    assert codes(i) == [] and i.review_state is None
+
+
+def test_photo_evidence_must_be_among_the_inspections_evidence(session: Any, demo: Any) -> None:
+    attached, elsewhere = "a" * 64, "b" * 64
+    photo = {
+        "id": str(uuid.uuid4()),
+        "type": "photo_evidence",
+        "details": {"evidence": [elsewhere]},
+    }
+    i = inspection("cg_wang", at=datetime(2026, 3, 1, 2, tzinfo=UTC), measures=[photo])
+    i.evidence = [attached]
+    check(session, i)
+    assert codes(i) == ["inspection.measure_evidence_not_attached"]
+    assert elsewhere in i.flags[0]["message"]
+    i.evidence = [attached, elsewhere]
+    check(session, i)
+    assert codes(i) == []

@@ -16,7 +16,7 @@ from fieldsync.rules.case_states import (
 HANDLER = {"actor_roles": frozenset({"case_handler"}), "actor_department_code": "market"}
 CAPTAIN = {"actor_roles": frozenset({"captain"}), "actor_department_code": None}
 PAYLOAD = {
-    "file": {"case_number": "京东华执〔2026〕第0001号"},
+    "file": {},
     "decline": {"reason": "不属于本单位职责"},
     "conclude": {"decision": "罚款200元", "summary": "当事人已缴纳罚款并整改"},
     "archive": {},
@@ -125,8 +125,8 @@ def test_only_the_owning_units_case_handler_acts():
 @pytest.mark.parametrize(
     ("state", "action", "payload", "code", "fields"),
     [
-        ("awaiting_filing", "file", {}, "case.number_required", {"case_number"}),
-        ("awaiting_filing", "file", {"case_number": "  "}, "case.number_required", {"case_number"}),
+        ("awaiting_filing", "decline", {}, "case.reason_required", {"reason"}),
+        ("awaiting_filing", "decline", {"reason": None}, "case.reason_required", {"reason"}),
         ("awaiting_filing", "decline", {"reason": ""}, "case.reason_required", {"reason"}),
         ("awaiting_filing", "decline", {"reason": 7}, "case.reason_required", {"reason"}),
         ("filed", "conclude", {"decision": "罚款"}, "case.conclusion_required", {"summary"}),
@@ -175,9 +175,28 @@ def test_case_number_custom_format():
         ("{year.real}{seq}", {}),
         (DEFAULT_CASE_NUMBER_FORMAT, {"seq": 0}),
         (DEFAULT_CASE_NUMBER_FORMAT, {"street_abbrev": ""}),
+        ("京{street_abbrev}执第{seq:04d}号", {}),  # no year: 2026's 0001 and 2027's collide
+        ("京{street_abbrev}执〔{year}〕", {}),  # no seq: every case gets the same number
+        ("{year}-{seq:04x", {}),  # not a format at all
+        ("{year}-{seq:q}", {}),  # a spec an int does not take
     ],
 )
 def test_case_number_bad_input(fmt, kwargs):
     args = {"street_abbrev": "东华", "year": 2026, "seq": 1, **kwargs}
     with pytest.raises(ValueError):
         format_case_number(fmt, **args)
+
+
+def test_filing_needs_no_payload():
+    assert act("awaiting_filing", "file", payload={}) is CaseState.FILED
+
+
+@pytest.mark.parametrize(
+    "fmt", ["{seq}", "京{street_abbrev}执{seq:04d}", "{year}{seq:q}", "{year}{sequence}"]
+)
+def test_a_bad_configured_format_stops_the_server_at_startup(fmt, tmp_path):
+    from fieldsync.config import Config
+
+    with pytest.raises(ValueError, match="FIELDSYNC_CASE_NUMBER_FORMAT"):
+        Config.from_env(case_number_format=fmt, data_dir=tmp_path)
+    assert Config.from_env(case_number_format="{year}/{seq}", data_dir=tmp_path)

@@ -6,7 +6,13 @@ from datetime import UTC, datetime
 import pytest
 
 from fieldsync.errors import CATALOGUE, DomainError
-from fieldsync.rules.measures import measures_beyond, penalties_over_limit, validate_measure
+from fieldsync.rules.measures import (
+    check_measures,
+    measures_beyond,
+    penalties_over_limit,
+    photos_not_attached,
+    validate_measure,
+)
 from fieldsync.rules.second_inspector import (
     CertificateFacts,
     DepartmentKind,
@@ -290,27 +296,87 @@ def test_measures_with_findings_are_checked_against_their_own_finding():
         [
             m("m1", "onsite_penalty", "f-vending"),  # enforcement: fine
             m("m2", "onsite_penalty", "f-market"),  # investigation: flagged
-            m("m3", "onsite_penalty"),  # no finding: most permissive, fine
-            m("m4", "seizure", "f-nowhere"),  # unknown finding, but some finding allows it
+            m("m3", "photo_evidence"),  # no finding, but every finding allows it: fine
+            m("m4", "seizure", "f-vending"),
         ],
     )
     assert [(f.code, f.measure_id, f.finding_id) for f in flags] == [
         ("inspection.measure_not_allowed", "m2", "f-market"),
-        ("inspection.measure_unknown_finding", "m4", "f-nowhere"),
     ]
     assert flags[0].to_dict()["code"] == "inspection.measure_not_allowed"
+
+
+# an enforcement-tier finding beside a referral (the matter of a listed unit)
+WATER = MatterFacts("water_abstraction", "water", DepartmentKind.LISTED)
+MIXED = {
+    "f-vending": PAIR,
+    "f-water": decide(WATER, [officer("cg-01", "chengguan"), officer("cg-02", "chengguan")], AT),
+}
+
+
+def test_an_unattributed_measure_needs_every_finding_to_allow_it():
+    flags = measures_beyond(MIXED, [m("m1", "onsite_penalty"), m("m2", "photo_evidence")])
+    assert [(f.code, f.measure_id, f.finding_id) for f in flags] == [
+        ("inspection.measure_finding_required", "m1", None),
+    ]
+    assert "name the finding" in flags[0].message_en
+    assert "f-water (water_abstraction, referral)" in flags[0].message_en
+    assert "请注明该措施针对的问题" in flags[0].message_zh and "当场处罚" in flags[0].message_zh
+    # naming the finding it served settles it
+    assert measures_beyond(MIXED, [m("m1", "onsite_penalty", "f-vending")]) == []
+
+
+def test_an_unknown_finding_is_flagged_and_checked_as_naming_none():
+    flags = measures_beyond(MIXED, [m("m1", "seizure", "f-nowhere"), m("m2", "summons", "x")])
+    assert [(f.code, f.measure_id) for f in flags] == [
+        ("inspection.measure_unknown_finding", "m1"),
+        ("inspection.measure_finding_required", "m1"),
+        ("inspection.measure_unknown_finding", "m2"),
+        ("inspection.measure_finding_required", "m2"),
+    ]
 
 
 def test_measure_without_finding_is_flagged_when_no_finding_allows_it():
     by_finding = {"f1": LONE, "f2": decide(MARKET, [], AT)}
     flags = measures_beyond(by_finding, [m("m1", "seizure"), m("m2", "unknown_type")])
-    assert [f.measure_id for f in flags] == ["m1", "m2"]
+    assert [(f.code, f.measure_id) for f in flags] == [
+        ("inspection.measure_not_allowed", "m1"),
+        ("inspection.measure_not_allowed", "m2"),
+    ]
     assert "any finding" in flags[0].message_en
 
 
 def test_no_decisions_means_nothing_is_allowed():
-    flags = measures_beyond({}, [m("m1", "photo_evidence", "f1")])
+    flags = measures_beyond({}, [m("m1", "photo_evidence", "f1"), m("m2", "photo_evidence")])
     assert [f.code for f in flags] == [
         "inspection.measure_unknown_finding",
         "inspection.measure_not_allowed",
+        "inspection.measure_not_allowed",
     ]
+
+
+def test_photo_evidence_must_name_the_inspections_own_photos():
+    other = "b" * 64
+    photo = {"id": "m1", "type": "photo_evidence", "details": {"evidence": [HASH, other]}}
+    flags = photos_not_attached([photo], [HASH])
+    assert [(f.code, f.measure_id) for f in flags] == [
+        ("inspection.measure_evidence_not_attached", "m1")
+    ]
+    assert other in flags[0].message_en and HASH not in flags[0].message_en
+    assert photos_not_attached([photo], [other, HASH, "c" * 64]) == []
+    assert photos_not_attached([m("m2", "summons")], []) == []
+
+
+def test_check_measures_gives_every_flag_and_changes_nothing():
+    photo = {"id": "m1", "type": "photo_evidence", "details": {"evidence": [HASH]}}
+    fine = {**m("m2", "onsite_penalty"), "details": {"amount": "500", "party_kind": "individual"}}
+    measures = [photo, fine]
+    snapshot = copy.deepcopy(measures)
+    flags = check_measures(MIXED, measures, [])
+    assert [(f.code, f.measure_id) for f in flags] == [
+        ("inspection.measure_finding_required", "m2"),
+        ("inspection.penalty_over_onsite_limit", "m2"),
+        ("inspection.measure_evidence_not_attached", "m1"),
+    ]
+    assert measures == snapshot
+    assert {f.code for f in flags} <= set(CATALOGUE)

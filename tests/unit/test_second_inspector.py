@@ -151,8 +151,17 @@ def test_a_resident_officer_can_second_a_listed_units_officer():
         officer("grid-02", "chengguan", roles=("grid_worker",)),
         officer("cap-02", "chengguan", roles=("captain",)),
         officer("ch-01", "police", roles=("case_handler",)),
+        # a roster that gives a grid worker the officer role too still never makes them count
+        officer("grid-03", "police", roles=("grid_worker", "officer")),
     ],
-    ids=["grid-worker", "volunteer", "grid-worker-with-cert", "captain-only", "case-handler"],
+    ids=[
+        "grid-worker",
+        "volunteer",
+        "grid-worker-with-cert",
+        "captain-only",
+        "case-handler",
+        "grid-worker-also-officer",
+    ],
 )
 def test_people_without_the_officer_role_never_count(person):
     d = decide(STREET_VENDING, [officer("cg-01", "chengguan"), person], AT)
@@ -166,6 +175,17 @@ def test_captain_with_officer_role_counts():
     assert decide(STREET_VENDING, [captain, officer("cg-01", "chengguan")], AT).tier is (
         Tier.ENFORCEMENT
     )
+
+
+def test_an_inactive_officer_never_counts():
+    """Deactivated on the roster at the time: neither authority nor second inspector."""
+    gone = PersonFacts("cg-02", "chengguan", RESIDENT, frozenset({"officer"}), (cert(),), False)
+    d = decide(STREET_VENDING, [officer("cg-01", "chengguan"), gone], AT)
+    assert (d.tier, d.authorised_ids) == (Tier.INVESTIGATION, ("cg-01",))
+    assert ("person.inactive", "cg-02") in reasons_of(d)
+    police = PersonFacts("pol-01", "police", RESIDENT, frozenset({"officer"}), (cert(),), False)
+    d = decide(STREET_VENDING, [officer("cg-01", "chengguan"), police], AT)
+    assert (d.tier, d.second_inspector_id) == (Tier.INVESTIGATION, None)
 
 
 def test_officer_without_department_never_counts():
