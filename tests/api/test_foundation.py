@@ -25,6 +25,23 @@ def test_health(api: Any) -> None:
     assert resp.status_code == 200
     body = resp.get_json()
     assert body["database"] == "ok" and body["status"] == "ok" and body["version"]
+    assert body["schema"] == "current" and body["schema_revision"]
+
+
+def test_health_says_when_the_schema_is_behind(tmp_path: Any) -> None:
+    """A server started on a database nobody migrated (or migrated by older code) says so."""
+    from fieldsync import create_app
+    from fieldsync.config import Config
+
+    app = create_app(Config.from_env(data_dir=tmp_path, testing=True, run_scheduler=False))
+    try:
+        resp = app.test_client().get("/api/v1/health")
+        body = resp.get_json()
+        assert resp.status_code == 503 and resp.headers["Retry-After"]
+        assert (body["database"], body["schema"], body["status"]) == ("ok", "behind", "degraded")
+        assert body["schema_revision"] is None
+    finally:
+        app.extensions["fieldsync"].engine.dispose()
 
 
 def test_admin_registers_device_and_lists_matters(api: Any, demo: Any) -> None:
