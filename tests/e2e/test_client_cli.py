@@ -14,7 +14,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 from conftest import PHOTOS
+from gunicorn_server import free_port, gunicorn  # type: ignore[import-not-found]
 from sqlalchemy import func, select
 
 from fieldsync.client.store import Store
@@ -32,7 +31,6 @@ from fieldsync.client.sync import CHUNK_SIZE, DeviceClient, size_text
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
 MB = 1 << 20
 PHOTO = PHOTOS / "jpg_gps_DSCN0010.jpg"
 DEADLINE_S = 90  # any one wait: the test fails rather than hangs
@@ -40,70 +38,11 @@ _SCRIPT = Path(sys.executable).with_name("fieldsync-device")
 DEVICE = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "fieldsync.client.cli"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def server(migrated_url: str, demo: Any, tmp_path: Path) -> Iterator[int]:
     """gunicorn with 2 sync workers on this run's database; yields its port."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        "FIELDSYNC_DATABASE_URL": migrated_url,
-        "FIELDSYNC_DATA_DIR": str(tmp_path / "server"),
-        "FIELDSYNC_SECRET_KEY": "e2e-client-secret-key",
-        "FIELDSYNC_PASSWORD_TIME_COST": "1",
-        "FIELDSYNC_PASSWORD_MEMORY_KIB": "8",
-        "FIELDSYNC_RUN_SCHEDULER": "0",
-    }
-    log_path = tmp_path / "gunicorn.log"
-    log = log_path.open("w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "2",
-            "--timeout",
-            "60",
-            "fieldsync:create_app()",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"gunicorn exited: {log_path.read_text()[-2000:]}")
-            try:
-                health = requests.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=2)
-                if health.status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("gunicorn did not answer /api/v1/health within 30 s")
-            time.sleep(0.2)
-        yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        log.close()
-    errors = [line for line in log_path.read_text().splitlines() if "ERROR" in line]
-    assert not errors, errors[:5]
+    with gunicorn(migrated_url, tmp_path) as served:
+        yield served.port
 
 
 # --- the phone's network ----------------------------------------------------------------------
@@ -133,7 +72,7 @@ class Relay:
 
     def __init__(self, server_port: int) -> None:
         self.server_port = server_port
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.lock = threading.Lock()
         self.links: list[_Link] = []

@@ -5,11 +5,7 @@ database, and every mutation must have been applied exactly once."""
 from __future__ import annotations
 
 import json
-import os
 import random
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,6 +14,7 @@ from typing import Any
 
 import pytest
 import requests
+from gunicorn_server import gunicorn  # type: ignore[import-not-found]
 from sqlalchemy import func, select
 
 from fieldsync.client.store import Crash
@@ -26,7 +23,6 @@ from fieldsync.demo import password_for
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
 # officers of 东华门 (the demo's street A), one phone each
 OFFICERS = [
     "captain",
@@ -47,67 +43,11 @@ ROUNDS = 3
 DEADLINE_S = 50  # the whole scenario; the test fails rather than hangs
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def server(migrated_url: str, demo: Any, tmp_path: Path) -> Iterator[str]:
     """gunicorn with 3 workers on this run's database (demo data loaded through the app)."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        "FIELDSYNC_DATABASE_URL": migrated_url,
-        "FIELDSYNC_DATA_DIR": str(tmp_path / "server"),
-        "FIELDSYNC_SECRET_KEY": "e2e-test-secret-key",
-        "FIELDSYNC_PASSWORD_TIME_COST": "1",
-        "FIELDSYNC_PASSWORD_MEMORY_KIB": "8",
-        "FIELDSYNC_RUN_SCHEDULER": "0",
-    }
-    log = (tmp_path / "gunicorn.log").open("w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "3",
-            "--timeout",
-            "60",
-            "fieldsync:create_app()",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"gunicorn exited: {(tmp_path / 'gunicorn.log').read_text()[-2000:]}")
-            try:
-                if requests.get(url + "/api/v1/health", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("gunicorn did not answer /api/v1/health within 30 s")
-            time.sleep(0.2)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        log.close()
+    with gunicorn(migrated_url, tmp_path, workers=3) as served:
+        yield served.url
     errors = [
         line for line in (tmp_path / "gunicorn.log").read_text().splitlines() if "ERROR" in line
     ]

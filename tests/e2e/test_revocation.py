@@ -3,10 +3,6 @@ every worker (PROTOCOL.md §1), with no cache in any process to wait out."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,20 +12,14 @@ from typing import Any
 
 import pytest
 import requests
+from gunicorn_server import gunicorn  # type: ignore[import-not-found]
 
 from fieldsync.demo import password_for
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
 WORKERS = 3
 ME = "/api/v1/auth/me"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Server:
@@ -57,66 +47,12 @@ class Server:
 
 @pytest.fixture
 def server(migrated_url: str, demo: Any, tmp_path: Path) -> Iterator[Server]:
-    """gunicorn with several workers on this run's database (demo data loaded through the app)."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        "FIELDSYNC_DATABASE_URL": migrated_url,
-        "FIELDSYNC_DATA_DIR": str(tmp_path / "server"),
-        "FIELDSYNC_SECRET_KEY": "e2e-revocation-secret-key",
-        "FIELDSYNC_PASSWORD_TIME_COST": "1",
-        "FIELDSYNC_PASSWORD_MEMORY_KIB": "8",
-        "FIELDSYNC_RUN_SCHEDULER": "0",
-    }
-    log_path, access_log = tmp_path / "gunicorn.log", tmp_path / "access.log"
-    log = log_path.open("w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(WORKERS),
-            "--timeout",
-            "60",
-            "--access-logfile",
-            str(access_log),
-            "--access-logformat",
-            "%(p)s %(U)s %(s)s",
-            "fieldsync:create_app()",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"gunicorn exited: {log_path.read_text()[-2000:]}")
-            try:
-                if requests.get(url + "/api/v1/health", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("gunicorn did not answer /api/v1/health within 30 s")
-            time.sleep(0.2)
-        yield Server(url, access_log)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        log.close()
-    errors = [line for line in log_path.read_text().splitlines() if "ERROR" in line]
-    assert not errors, errors[:5]
+    """gunicorn with several workers on this run's database (demo data loaded through the app),
+    logging the worker's pid for every request."""
+    access_log = tmp_path / "access.log"
+    args = ("--access-logfile", str(access_log), "--access-logformat", "%(p)s %(U)s %(s)s")
+    with gunicorn(migrated_url, tmp_path, workers=WORKERS, args=args) as served:
+        yield Server(served.url, access_log)
 
 
 def sign_in(url: str, username: str, device_id: str) -> str:

@@ -9,8 +9,6 @@ import hashlib
 import os
 import random
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +18,7 @@ from typing import Any
 import pytest
 import requests
 from conftest import PHOTOS
+from gunicorn_server import gunicorn  # type: ignore[import-not-found]
 from sqlalchemy import create_engine, func, select
 from tusclient import client as tus_client
 from tusclient import request as tus_request
@@ -29,77 +28,16 @@ from fieldsync.evidence.models import CustodyEvent, Evidence, Upload
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
 MB = 1 << 20
 SIZE = 20 * MB
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
 def server(migrated_url: str, demo: Any, tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """gunicorn with 2 workers on this run's database (demo data loaded through the app)."""
-    port = _free_port()
-    data_dir = tmp_path / "server"
-    env = {
-        **os.environ,
-        "FIELDSYNC_DATABASE_URL": migrated_url,
-        "FIELDSYNC_DATA_DIR": str(data_dir),
-        "FIELDSYNC_SECRET_KEY": "e2e-upload-secret-key",
-        "FIELDSYNC_PASSWORD_TIME_COST": "1",
-        "FIELDSYNC_PASSWORD_MEMORY_KIB": "8",
-        "FIELDSYNC_RUN_SCHEDULER": "0",
-        "FIELDSYNC_UPLOAD_MAX_BYTES": str(64 * MB),
-    }
-    log_path = tmp_path / "gunicorn.log"
-    log = log_path.open("w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "2",
-            "--timeout",
-            "60",
-            "fieldsync:create_app()",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"gunicorn exited: {log_path.read_text()[-2000:]}")
-            try:
-                if requests.get(url + "/api/v1/health", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("gunicorn did not answer /api/v1/health within 30 s")
-            time.sleep(0.2)
-        yield url, data_dir
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        log.close()
-    errors = [line for line in log_path.read_text().splitlines() if "ERROR" in line]
-    assert not errors, errors[:5]
+    env = {"FIELDSYNC_UPLOAD_MAX_BYTES": str(64 * MB)}
+    with gunicorn(migrated_url, tmp_path, env=env) as served:
+        yield served.url, served.data_dir
 
 
 @pytest.fixture(scope="module")
