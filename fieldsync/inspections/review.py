@@ -189,6 +189,7 @@ def review_queue(principal: Any) -> Select[Any]:
         .join(Inspection, Inspection.id == EvidenceLink.entity_id)
         .where(
             EvidenceLink.entity == "inspection",
+            EvidenceLink.street_id == Evidence.street_id,
             EvidenceLink.sha256 == Evidence.sha256,
             Inspection.sealed_at.is_not(None),
         )
