@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import event, select, update
+from sqlalchemy import event, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -264,8 +264,10 @@ def read_page(
     retention: timedelta,
 ) -> Page:
     """One page of changes for a device whose current audiences are `audiences`."""
-    counter = session.get(FeedCounter, 1)
-    pruned_through = counter.pruned_through if counter else 0
+    # read before the feed rows, in an earlier snapshot (see below)
+    top, pruned_through = session.execute(
+        select(FeedCounter.value, FeedCounter.pruned_through).where(FeedCounter.id == 1)
+    ).one_or_none() or (0, 0)
     if cursor is None:
         cursor = Cursor(device_id, {a: 0 for a in audiences}, {}, int(now.timestamp()))
     else:
@@ -282,7 +284,6 @@ def read_page(
     if cursor.evict:
         return _evict_page(session, cursor=cursor, audiences=audiences, limit=limit, now=now)
 
-    low = min(cursor.positions.values(), default=0)
     rows = _feed_rows(session, cursor.positions, limit + 1)
     has_more = len(rows) > limit
     if has_more:
@@ -290,11 +291,9 @@ def read_page(
         # never split one record's rows (same position, several audiences) across pages
         rows = [r for r in rows if r.position <= cut]
     else:
-        cut = max((r.position for r in rows), default=None)
-        if cut is None:
-            cut = counter.value if counter else 0
-            # nothing newer for these audiences: everyone is at the top of the feed
-            cut = max(cut, low)
+        # Every audience was read to its end, in a snapshot taken after `top` was read: all
+        # positions up to `top` had committed by then, so nothing at or below it is missed.
+        cut = max([top, *(r.position for r in rows)])
     changes = _collapse(rows, first_sync={a for a, p in cursor.positions.items() if p == 0})
     positions = {a: max(p, cut) for a, p in cursor.positions.items()}
     return Page(changes, Cursor(device_id, positions, {}, int(now.timestamp())), has_more)
@@ -313,19 +312,32 @@ _FEED_COLUMNS = (
 
 
 def _feed_rows(session: Session, positions: dict[str, int], limit: int) -> list[Any]:
-    rows: list[Any] = []
-    for audience, after in positions.items():
-        stmt = (
+    """Up to `limit` rows of each audience after its position, sorted by position.
+
+    All audiences are read by ONE statement, so under READ COMMITTED they share one snapshot.
+    Positions are handed out under the counter's row lock and committed in that order (see
+    `seal`), so a snapshot holds every position up to some N and none above: each audience's
+    rows are complete up to its own last row, and the merged list up to its limit-th smallest
+    position. Read by separate statements, a change committed between two of them could be
+    missed by the first audience's read while the second's moved the cut past it.
+    Each part is a range of the (audience, position) index with its own LIMIT: the cost grows
+    with the changes since the cursor, never with the size of the feed.
+    """
+    parts = []
+    for audience, after in sorted(positions.items()):
+        part = (
             select(*_FEED_COLUMNS)
             .where(FeedEntry.audience == audience, FeedEntry.position > after)
             .order_by(FeedEntry.position)
             .limit(limit)
         )
         if after == 0:  # a first sync needs no tombstones
-            stmt = stmt.where(FeedEntry.op == "upsert")
-        rows.extend(session.execute(stmt))
-    # Each audience query is complete up to its own last row, so the merged list is complete
-    # up to its limit-th smallest position (one record has one row per audience).
+            part = part.where(FeedEntry.op == "upsert")
+        # a member of a compound SELECT may not have its own ORDER BY/LIMIT (SQLite): wrap it
+        parts.append(select(part.subquery()))
+    if not parts:
+        return []
+    rows = list(session.execute(union_all(*parts) if len(parts) > 1 else parts[0]))
     rows.sort(key=lambda r: (r.position, r.audience))
     return rows
 
