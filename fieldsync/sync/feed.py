@@ -376,18 +376,7 @@ def _evict_page(
                 .limit(limit)
             )
         )
-        still_visible = set()
-        if rows:
-            still_visible = {
-                (e, i)
-                for e, i in session.execute(
-                    select(FeedEntry.entity, FeedEntry.entity_id).where(
-                        FeedEntry.audience.in_(list(audiences)),
-                        FeedEntry.op == "upsert",
-                        FeedEntry.entity_id.in_([r.entity_id for r in rows]),
-                    )
-                )
-            }
+        still_visible = _visible(session, rows, audiences)
         for row in rows:
             if (row.entity, row.entity_id) not in still_visible:
                 changes.append(
@@ -407,3 +396,28 @@ def _evict_page(
             break
     next_cursor = Cursor(cursor.device_id, cursor.positions, evict, int(now.timestamp()))
     return Page(changes, next_cursor, True)
+
+
+def _visible(
+    session: Session, rows: Sequence[FeedEntry], audiences: Sequence[str]
+) -> set[tuple[str, Any]]:
+    """Which of these records one of `audiences` still sees: looked up by the feed's primary
+    key (entity, entity_id, audience), one entity at a time."""
+    by_entity: dict[str, list[Any]] = {}
+    for row in rows:
+        by_entity.setdefault(row.entity, []).append(row.entity_id)
+    visible: set[tuple[str, Any]] = set()
+    for entity, ids in by_entity.items():
+        for chunk in _chunks(ids, 500):
+            visible.update(
+                (entity, entity_id)
+                for entity_id in session.scalars(
+                    select(FeedEntry.entity_id).where(
+                        FeedEntry.entity == entity,
+                        FeedEntry.entity_id.in_(chunk),
+                        FeedEntry.audience.in_(list(audiences)),
+                        FeedEntry.op == "upsert",
+                    )
+                )
+            )
+    return visible

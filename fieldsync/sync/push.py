@@ -232,9 +232,13 @@ def _prefetch(
     records: dict[tuple[str, uuid.UUID], Any] = {}
     all_ids = sorted({i for ids in wanted.values() for i in ids})
     if all_ids:
-        # which entity an id belongs to, to refuse an id of one type used as another
+        # which entity an id belongs to, to refuse an id of one type used as another; naming
+        # every entity lets the feed's primary key (entity, entity_id, …) find the rows
         for etype, eid in session.execute(
-            select(FeedEntry.entity, FeedEntry.entity_id).where(FeedEntry.entity_id.in_(all_ids))
+            select(FeedEntry.entity, FeedEntry.entity_id).where(
+                FeedEntry.entity.in_(sorted(registry.all_entities())),
+                FeedEntry.entity_id.in_(all_ids),
+            )
         ):
             records.setdefault(("#type", eid), etype)
     for etype, ids in wanted.items():
