@@ -19,6 +19,7 @@ from fieldsync.org.models import (
 )
 from fieldsync.sync.models import (
     Conflict,
+    ConflictPerson,
     DeviceSyncState,
     Event,
     FeedCounter,
@@ -31,6 +32,7 @@ __all__ = [
     "CaseNumberCounter",
     "CaseOfficer",
     "Conflict",
+    "ConflictPerson",
     "CustodyEvent",
     "DeviceSyncState",
     "Event",

@@ -120,7 +120,15 @@ class ConflictSchema(ma.Schema):
     values = ma.fields.Dict(metadata={"description": "{field: {kept, lost, lost_side}}"})
     mutation_id = ma.fields.UUID()
     device_id = ma.fields.UUID()
-    person_id = ma.fields.UUID()
+    person_id = ma.fields.UUID(metadata={"description": "who pushed the mutation"})
+    people = ma.fields.List(
+        ma.fields.UUID(),
+        attribute="person_ids",
+        metadata={
+            "description": "everyone the conflict concerns (the author of the value set aside "
+            "and the writer of the value kept): each sees it and may resolve it"
+        },
+    )
     record_version = ma.fields.Integer()
     created_at = ma.fields.DateTime()
     resolved_at = ma.fields.DateTime(allow_none=True)
@@ -223,7 +231,8 @@ class Conflicts(MethodView):
     @blp.response(200, ConflictSchema(many=True))
     @blp.paginate(SelectPage)
     def get(self, query: dict[str, Any]) -> Any:
-        """Conflicts: a device sees its own user's, reviewers and the captain the street's."""
+        """Conflicts: a device sees those of its user (either side), reviewers and the captain
+        the street's."""
         return conflicts.visible_conflicts(
             principal(), open_only=query["open"], entity_id=query["entity_id"]
         )

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from fieldsync.clock import utcnow
 from fieldsync.db import Base, new_id
@@ -92,15 +92,36 @@ class Conflict(Base):
     values: Mapped[dict[str, Any]]
     mutation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sync_mutations.id"))
     device_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("devices.id"))
+    # who pushed the mutation; `people` holds everyone the conflict concerns
     person_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("people.id"), index=True)
-    # the person whose value was overwritten on the server side, if known
-    other_person_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("people.id"))
     record_version: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     resolved_at: Mapped[datetime | None]
     resolved_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("people.id"))
     resolution: Mapped[str | None] = mapped_column(String(16))  # keep | take_lost
     resolution_note: Mapped[str | None] = mapped_column(Text)
+
+    people: Mapped[list[ConflictPerson]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="ConflictPerson.person_id"
+    )
+
+    @property
+    def person_ids(self) -> list[uuid.UUID]:
+        return [p.person_id for p in self.people]
+
+
+class ConflictPerson(Base):
+    """Someone a conflict concerns: the officer who pushed the mutation, and whoever wrote the
+    record's value of a conflicting field — between them, the author of the value set aside
+    and the writer of the value kept. Each of them sees the conflict and may resolve it."""
+
+    __tablename__ = "sync_conflict_people"
+    conflict_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("sync_conflicts.id"), primary_key=True
+    )
+    person_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("people.id"), primary_key=True, index=True
+    )
 
 
 class Event(Base):

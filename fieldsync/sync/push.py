@@ -15,10 +15,18 @@ from sqlalchemy.orm import ORMExecuteState, Session
 
 from fieldsync.clock import as_utc, isoformat
 from fieldsync.errors import DomainError, flag
+from fieldsync.identity.models import Device
 from fieldsync.sync import registry
 from fieldsync.sync.hlc import HLC
-from fieldsync.sync.merge import FieldState, MergeRefused, merge
-from fieldsync.sync.models import Conflict, DeviceSyncState, Event, FeedEntry, MutationRecord
+from fieldsync.sync.merge import FieldState, LostValue, MergeRefused, merge
+from fieldsync.sync.models import (
+    Conflict,
+    ConflictPerson,
+    DeviceSyncState,
+    Event,
+    FeedEntry,
+    MutationRecord,
+)
 from fieldsync.sync.registry import ActionContext, SyncedEntity
 
 SKEW_FLAG = "sync.clock_skew"
@@ -458,6 +466,10 @@ def _upsert(
             },
             device_id=ctx.principal.device.id,
             person_id=ctx.principal.person_id,
+            people=[
+                ConflictPerson(person_id=p)
+                for p in sorted({ctx.principal.person_id, *_writers(ctx, state, result.lost)})
+            ],
             record_version=new_version if (result.changed or created) else record.version,
             created_at=ctx.now,
         )
@@ -471,6 +483,18 @@ def _upsert(
     elif conflict is not None:
         _event(ctx, record, _lost_summary(result.lost), m)
     return record, result.status, conflict
+
+
+def _writers(
+    ctx: ActionContext, state: Mapping[str, FieldState], lost: Sequence[LostValue]
+) -> set[uuid.UUID]:
+    """The people whose devices last wrote the record's values of the conflicting fields: the
+    other side of the conflict (a server write, such as a resolution, names no device)."""
+    devices = {_uuid_or_none(state[lv.field.partition("[")[0]].writer) for lv in lost}
+    devices.discard(None)
+    if not devices:
+        return set()
+    return set(ctx.session.scalars(select(Device.person_id).where(Device.id.in_(sorted(devices)))))
 
 
 def _lost_summary(lost: Sequence[Any]) -> dict[str, Any]:
