@@ -77,6 +77,9 @@ class MutationRecord(Base):
     device_time: Mapped[datetime | None]
     hlc: Mapped[str | None] = mapped_column(String(96))
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # device clock minus server clock at the push that brought it, in milliseconds (unknown
+    # when the device sent no Date header and no device_time ahead of the server)
+    clock_skew_ms: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class Conflict(Base):

@@ -39,6 +39,9 @@ def upgrade() -> None:
             batch_op.f("ix_sync_conflict_people_person_id"), ["person_id"], unique=False
         )
 
+    with op.batch_alter_table("sync_mutations", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("clock_skew_ms", sa.BigInteger(), nullable=True))
+
     # conflicts made before: their pushers keep seeing them
     op.execute(
         "INSERT INTO sync_conflict_people (conflict_id, person_id)"
@@ -53,6 +56,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("sync_mutations", schema=None) as batch_op:
+        batch_op.drop_column("clock_skew_ms")
+
     with op.batch_alter_table("sync_conflicts", schema=None) as batch_op:
         batch_op.add_column(sa.Column("other_person_id", sa.Uuid(), nullable=True))
         batch_op.create_foreign_key(
