@@ -265,16 +265,14 @@ def read_page(
 ) -> Page:
     """One page of changes for a device whose current audiences are `audiences`."""
     # read before the feed rows, in an earlier snapshot (see below)
-    top, pruned_through = session.execute(
-        select(FeedCounter.value, FeedCounter.pruned_through).where(FeedCounter.id == 1)
-    ).one_or_none() or (0, 0)
+    top = session.scalar(select(FeedCounter.value).where(FeedCounter.id == 1)) or 0
+    given: dict[str, int] = {}  # the positions of the cursor the device sent
     if cursor is None:
         cursor = Cursor(device_id, {a: 0 for a in audiences}, {}, int(now.timestamp()))
     else:
-        if now.timestamp() - cursor.issued_at > retention.total_seconds() or any(
-            0 < p < pruned_through for p in cursor.positions.values()
-        ):
+        if now.timestamp() - cursor.issued_at > retention.total_seconds():
             raise DomainError("sync.cursor_expired")
+        given = cursor.positions
         # the device's scope changed (another street, other roles): evict what it may no
         # longer see, start the new audiences from scratch
         left = {a: 0 for a in cursor.positions if a not in audiences}
@@ -282,8 +280,22 @@ def read_page(
         cursor = Cursor(device_id, positions, {**cursor.evict, **left}, cursor.issued_at)
 
     if cursor.evict:
-        return _evict_page(session, cursor=cursor, audiences=audiences, limit=limit, now=now)
+        page = _evict_page(session, cursor=cursor, audiences=audiences, limit=limit, now=now)
+    else:
+        page = _changes_page(session, cursor=cursor, top=top, limit=limit, now=now)
+    if given:
+        # Read after the feed: a prune that committed before the feed was read has moved
+        # pruned_through by then, so a cursor that may have missed a pruned tombstone is
+        # refused, never answered without it.
+        pruned_through = session.scalar(
+            select(FeedCounter.pruned_through).where(FeedCounter.id == 1)
+        )
+        if any(0 < p < (pruned_through or 0) for p in given.values()):
+            raise DomainError("sync.cursor_expired")
+    return page
 
+
+def _changes_page(session: Session, *, cursor: Cursor, top: int, limit: int, now: datetime) -> Page:
     rows = _feed_rows(session, cursor.positions, limit + 1)
     has_more = len(rows) > limit
     if has_more:
@@ -296,7 +308,7 @@ def read_page(
         cut = max([top, *(r.position for r in rows)])
     changes = _collapse(rows, first_sync={a for a, p in cursor.positions.items() if p == 0})
     positions = {a: max(p, cut) for a, p in cursor.positions.items()}
-    return Page(changes, Cursor(device_id, positions, {}, int(now.timestamp())), has_more)
+    return Page(changes, Cursor(cursor.device_id, positions, {}, int(now.timestamp())), has_more)
 
 
 # a feed row as plain columns: a page reads thousands, none is ever changed

@@ -20,7 +20,8 @@ class FeedCounter(Base):
     __tablename__ = "sync_feed_counter"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     value: Mapped[int] = mapped_column(BigInteger, default=0)
-    # positions at or below this may have lost their tombstones: older cursors get 410
+    # the highest position of a pruned tombstone (fieldsync.sync.retention): cursors below it
+    # may have missed a delete and get 410
     pruned_through: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
@@ -76,7 +77,8 @@ class MutationRecord(Base):
     result: Mapped[dict[str, Any]]  # the result as returned
     device_time: Mapped[datetime | None]
     hlc: Mapped[str | None] = mapped_column(String(96))
-    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # indexed for the retention prune, which removes the oldest rows
+    received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     # device clock minus server clock at the push that brought it, in milliseconds (unknown
     # when the device sent no Date header and no device_time ahead of the server)
     clock_skew_ms: Mapped[int | None] = mapped_column(BigInteger)

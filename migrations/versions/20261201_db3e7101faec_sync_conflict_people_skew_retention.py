@@ -41,6 +41,9 @@ def upgrade() -> None:
 
     with op.batch_alter_table("sync_mutations", schema=None) as batch_op:
         batch_op.add_column(sa.Column("clock_skew_ms", sa.BigInteger(), nullable=True))
+        batch_op.create_index(
+            batch_op.f("ix_sync_mutations_received_at"), ["received_at"], unique=False
+        )
 
     # conflicts made before: their pushers keep seeing them
     op.execute(
@@ -57,6 +60,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table("sync_mutations", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_sync_mutations_received_at"))
         batch_op.drop_column("clock_skew_ms")
 
     with op.batch_alter_table("sync_conflicts", schema=None) as batch_op:

@@ -59,8 +59,10 @@ class Phone:
         assert result["status"] == "applied", result
         return entity_id
 
-    def pull(self, **query: Any) -> Any:
-        return self.api.client.get("/api/v1/sync/pull", headers=self.headers, query_string=query)
+    def pull(self, *, headers: dict[str, str] | None = None, **query: Any) -> Any:
+        return self.api.client.get(
+            "/api/v1/sync/pull", headers={**self.headers, **(headers or {})}, query_string=query
+        )
 
     def pull_all(self) -> list[dict[str, Any]]:
         """Pull from this phone's cursor until has_more is false; the changes."""

@@ -202,3 +202,48 @@ def test_changes_committed_during_a_pull_are_not_skipped(app: Any, demo: Any) ->
     delivered = during | after
     assert str(inspection_id[0]) in delivered
     assert str(matter_id) in delivered, "the matter's change was skipped by the cursor"
+
+
+def test_a_prune_committed_during_a_pull_expires_the_cursor(app: Any, demo: Any) -> None:
+    """A prune that removes a tombstone the cursor needs, committed after the pull began but
+    before it read the feed: the pull must answer 410, not a page without the delete."""
+    from datetime import timedelta
+
+    from fieldsync.errors import DomainError
+    from fieldsync.jobs import prune_sync
+
+    services = app.extensions["fieldsync"]
+    make = services.sessionmaker
+    principal = _puller(app)
+    _, cursor = _pull_all(app, principal, None)
+    with make() as s, s.begin():
+        record = _inspection(s.get(Person, demo_uuid("person", "cg_liu")), principal.device.id)
+        s.add(record)
+    with make() as s, s.begin():
+        s.get(Inspection, record.id).deleted_at = utcnow()  # a tombstone above the cursor
+
+    pruned: list[int] = []
+    pulling: list[Any] = []
+
+    def after_counter_read(conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if conn in pulling and "FROM sync_feed_counter" in statement and not pruned:
+            pruned.append(prune_sync(services, now=utcnow() + timedelta(days=365)))
+
+    event.listen(services.engine, "after_cursor_execute", after_counter_read)
+    try:
+        with make() as s:
+            pulling.append(s.connection())
+            with pytest.raises(DomainError) as raised:
+                pull(
+                    s,
+                    principal=principal,
+                    cursor=cursor,
+                    limit=1000,
+                    now=utcnow(),
+                    config=services.config,
+                )
+            s.rollback()
+    finally:
+        event.remove(services.engine, "after_cursor_execute", after_counter_read)
+    assert pruned and pruned[0] >= 1, "the hook did not prune the tombstone"
+    assert raised.value.code == "sync.cursor_expired"
