@@ -47,7 +47,9 @@ def _before_flush(session: Session, _ctx: Any, _instances: Any) -> None:
         if parent is not None and parent not in session.deleted:
             parent.updated_at = utcnow()
     for obj in session.dirty:
-        if isinstance(obj, Synced) and session.is_modified(obj, include_collections=False):
+        # collections count: a person's roles (rows of their own, added before they have a
+        # person_id to name their parent by) are part of the roster record
+        if isinstance(obj, Synced) and session.is_modified(obj):
             state = _history_changed(obj, "version")
             if not state:
                 obj.version = (obj.version or 0) + 1
