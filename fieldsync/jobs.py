@@ -1,7 +1,6 @@
 """Scheduled jobs (APScheduler 3): evidence derivatives, upload expiry and the sync retention
-prune. Each job is a plain
-function over the app's Services, so tests and `flask --app fieldsync run-jobs` call them too;
-each owns its transactions."""
+prune. Each job is a plain function over the app's Services, so tests and `flask --app
+fieldsync run-jobs` call them too; each owns its transactions."""
 
 from __future__ import annotations
 
