@@ -1,4 +1,4 @@
-"""Sync benchmarks: push batches, first pull, incremental pull over 10k and 1M feed rows.
+"""Sync benchmarks: push batches, first pull, incremental pull and push over 10k and 1M feed rows.
 
 Push and pull are measured through the service functions (`fieldsync.sync.push.push`,
 `fieldsync.sync.pull.pull`), each call in its own transaction with token authentication and
@@ -203,8 +203,10 @@ class SyncBench:
         from fieldsync.demo import demo_uuid
 
         # street B's officers push, so that street A's scope stays exactly the pull data set
-        phone = self.phone("js_cg_xu")
-        present = [str(demo_uuid("person", u)) for u in ("js_cg_xu", "js_cg_deng")]
+        phone = self.pusher = self.phone("js_cg_xu")
+        present = self.pusher_present = [
+            str(demo_uuid("person", u)) for u in ("js_cg_xu", "js_cg_deng")
+        ]
         warm = [new_inspection(phone, present, i) for i in range(20)]
         self.push(phone, warm)  # imports, caches, first connection
         size = len(json.dumps(warm[0], ensure_ascii=False).encode())
@@ -317,6 +319,7 @@ class SyncBench:
         )
 
         small = self._incremental(writer, reader, "10k")
+        push_small = self._push_into_feed()
         big_rows = self.sizes["big_feed"]
         t0 = time.perf_counter()
         feed_rows = self._feed_count()
@@ -327,6 +330,7 @@ class SyncBench:
         # million rows: its cursor is the one the server hands out there
         reader.cursor = self._cursor_at_top(reader)
         big = self._incremental(writer, reader, "1M" if big_rows >= 1_000_000 else f"{big_rows:,}")
+        push_big = self._push_into_feed()
         self.report.notes.append(
             f"{self.db}: feed grown to {feed_rows:,} rows (lean inspections, same audience as "
             f"the reader, positions below its cursor) in {populate_s:.1f} s"
@@ -336,6 +340,16 @@ class SyncBench:
             Target(
                 self.db,
                 f"incremental pull time at {feed_rows:,} / at {self.small_rows:,} feed rows",
+                ratio,
+                "≤ 1.5×",
+                ratio <= 1.5,
+            )
+        )
+        ratio = push_big / push_small
+        self.report.targets.append(
+            Target(
+                self.db,
+                f"push time at {feed_rows:,} / at {self.small_rows:,} feed rows",
                 ratio,
                 "≤ 1.5×",
                 ratio <= 1.5,
@@ -382,6 +396,29 @@ class SyncBench:
                 statistics.median(raws),
                 "SELECT the 100 rows",
                 f"median {median * 1000:.1f} ms of {rounds}",
+            )
+        )
+        return median
+
+    def _push_into_feed(self) -> float:
+        """Median seconds of a push of 100 new inspections into the feed as it is now (street
+        B's officer: the reader's scope does not change). A push looks up its records' feed
+        rows: that must cost the same at 10k rows as at 1M."""
+        phone = self.pusher
+        times = []
+        rounds = self.sizes["rounds"]
+        for r in range(rounds):
+            n = 10_000 * (r + 1)
+            mutations = [new_inspection(phone, self.pusher_present, n + i) for i in range(100)]
+            times.append(self.push(phone, mutations)[0])
+        median = statistics.median(times)
+        self.report.add(
+            Row(
+                self.db,
+                f"push 100 new inspections, {self._feed_count():,} feed rows",
+                100 / median,
+                "mut/s",
+                note=f"median {median * 1000:.1f} ms of {rounds}",
             )
         )
         return median

@@ -10,6 +10,9 @@ from pathlib import Path
 
 from fieldsync.rules.case_states import DEFAULT_CASE_NUMBER_FORMAT, check_case_number_format
 
+# sync cursors, tombstones and the replay log are kept at least this long (PROTOCOL.md §2)
+MIN_SYNC_RETENTION_DAYS = 30
+
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(f"FIELDSYNC_{name}", default)
@@ -65,6 +68,12 @@ class Config:
     testing: bool = False
 
     def __post_init__(self) -> None:
+        if self.sync_retention_days < MIN_SYNC_RETENTION_DAYS:
+            raise ValueError(
+                f"FIELDSYNC_SYNC_RETENTION_DAYS is {self.sync_retention_days}: it must be at "
+                f"least {MIN_SYNC_RETENTION_DAYS} days, so that a phone offline for a month "
+                "still resumes from its cursor (PROTOCOL.md §2)"
+            )
         self.data_dir = Path(self.data_dir)
         if not self.database_url:
             self.database_url = f"sqlite:///{self.data_dir / 'fieldsync.db'}"

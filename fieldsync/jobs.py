@@ -1,12 +1,12 @@
-"""Scheduled jobs (APScheduler 3): evidence derivatives and upload expiry. Each job is a plain
-function over the app's Services, so tests and `flask --app fieldsync run-jobs` call them too;
-each owns its transactions."""
+"""Scheduled jobs (APScheduler 3): evidence derivatives, upload expiry and the sync retention
+prune. Each job is a plain function over the app's Services, so tests and `flask --app
+fieldsync run-jobs` call them too; each owns its transactions."""
 
 from __future__ import annotations
 
 import atexit
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
@@ -18,8 +18,10 @@ log = logging.getLogger(__name__)
 
 DERIVATIVES_JOB = "evidence.derivatives"
 EXPIRY_JOB = "uploads.expire"
+PRUNE_JOB = "sync.prune"
 DERIVATIVES_EVERY_SECONDS = 30
 EXPIRY_EVERY_MINUTES = 15
+PRUNE_EVERY_HOURS = 6
 
 
 def blobstore(services: Any) -> BlobStore:
@@ -48,10 +50,20 @@ def expire_uploads(services: Any, *, now: datetime | None = None) -> int:
         return expire(session, config=services.config, now=now or utcnow())
 
 
+def prune_sync(services: Any, *, now: datetime | None = None) -> int:
+    """Tombstones and replay-only mutation log rows older than the sync retention window."""
+    from fieldsync.sync.retention import prune
+
+    retention = timedelta(days=services.config.sync_retention_days)
+    with services.sessionmaker() as session, session.begin():
+        return sum(prune(session, now=now or utcnow(), retention=retention).values())
+
+
 def run_all(services: Any, *, now: datetime | None = None) -> dict[str, int]:
     return {
         EXPIRY_JOB: expire_uploads(services, now=now),
         DERIVATIVES_JOB: make_derivatives(services),
+        PRUNE_JOB: prune_sync(services, now=now),
     }
 
 
@@ -86,6 +98,14 @@ def start_scheduler(services: Any) -> Any:
         args=[expire_uploads, services],
         next_run_time=datetime.now(UTC),
     )
+    scheduler.add_job(
+        _guarded,
+        "interval",
+        hours=PRUNE_EVERY_HOURS,
+        id=PRUNE_JOB,
+        args=[prune_sync, services],
+        next_run_time=datetime.now(UTC),
+    )
     scheduler.start()
     services.extras["scheduler"] = scheduler
     atexit.register(lambda: scheduler.shutdown(wait=False) if scheduler.running else None)
@@ -112,6 +132,6 @@ def wake_derivatives(services: Any) -> None:
 def register_cli(app: Any) -> None:
     @app.cli.command("run-jobs")
     def run_jobs_command() -> None:
-        """Run the scheduled jobs once: upload expiry, then evidence derivatives."""
+        """Run the scheduled jobs once: upload expiry, evidence derivatives, sync prune."""
         for name, count in run_all(app.extensions["fieldsync"]).items():
             click.echo(f"{name}: {count}")

@@ -20,6 +20,7 @@ from fieldsync.org.models import (
 )
 from fieldsync.sync.models import (
     Conflict,
+    ConflictPerson,
     DeviceSyncState,
     Event,
     FeedCounter,
@@ -32,6 +33,7 @@ __all__ = [
     "CaseNumberCounter",
     "CaseOfficer",
     "Conflict",
+    "ConflictPerson",
     "CustodyEvent",
     "DeviceSyncState",
     "Event",

@@ -58,25 +58,30 @@ class PullSchema(ma.Schema):
 
 class MutationSchema(ma.Schema):
     """Only device_seq is checked for the whole request; every other problem of a mutation
-    makes that mutation `rejected`, and the queue goes on."""
+    (null values included) makes that mutation `rejected`, and the queue goes on."""
 
     class Meta:
         unknown = ma.INCLUDE
 
     device_seq = ma.fields.Integer(required=True, strict=True, validate=ma.validate.Range(min=1))
-    mutation_id = ma.fields.Raw(metadata={"description": "uuid, chosen by the device"})
+    mutation_id = ma.fields.Raw(
+        allow_none=True, metadata={"description": "uuid, chosen by the device"}
+    )
     type = ma.fields.Raw(
-        metadata={"description": "<entity>.upsert | <entity>.submit | <entity>.delete"}
+        allow_none=True,
+        metadata={"description": "<entity>.upsert | <entity>.submit | <entity>.delete"},
     )
-    entity_id = ma.fields.Raw(metadata={"description": "uuid"})
+    entity_id = ma.fields.Raw(allow_none=True, metadata={"description": "uuid"})
     base_version = ma.fields.Raw(
-        metadata={"description": "record version the edit was based on (0: new)"}
+        allow_none=True, metadata={"description": "record version the edit was based on (0: new)"}
     )
-    device_time = ma.fields.Raw(metadata={"description": "RFC 3339"})
-    hlc = ma.fields.Raw(metadata={"description": "hybrid logical clock, see fieldsync.sync.hlc"})
-    set = ma.fields.Raw()
-    add = ma.fields.Raw()
-    remove = ma.fields.Raw()
+    device_time = ma.fields.Raw(allow_none=True, metadata={"description": "RFC 3339"})
+    hlc = ma.fields.Raw(
+        allow_none=True, metadata={"description": "hybrid logical clock, see fieldsync.sync.hlc"}
+    )
+    set = ma.fields.Raw(allow_none=True)
+    add = ma.fields.Raw(allow_none=True)
+    remove = ma.fields.Raw(allow_none=True)
 
 
 class PushBodySchema(StrictSchema):
@@ -120,7 +125,15 @@ class ConflictSchema(ma.Schema):
     values = ma.fields.Dict(metadata={"description": "{field: {kept, lost, lost_side}}"})
     mutation_id = ma.fields.UUID()
     device_id = ma.fields.UUID()
-    person_id = ma.fields.UUID()
+    person_id = ma.fields.UUID(metadata={"description": "who pushed the mutation"})
+    people = ma.fields.List(
+        ma.fields.UUID(),
+        attribute="person_ids",
+        metadata={
+            "description": "everyone the conflict concerns (the author of the value set aside "
+            "and the writer of the value kept): each sees it and may resolve it"
+        },
+    )
     record_version = ma.fields.Integer()
     created_at = ma.fields.DateTime()
     resolved_at = ma.fields.DateTime(allow_none=True)
@@ -223,7 +236,8 @@ class Conflicts(MethodView):
     @blp.response(200, ConflictSchema(many=True))
     @blp.paginate(SelectPage)
     def get(self, query: dict[str, Any]) -> Any:
-        """Conflicts: a device sees its own user's, reviewers and the captain the street's."""
+        """Conflicts: a device sees those of its user (either side), reviewers and the captain
+        the street's."""
         return conflicts.visible_conflicts(
             principal(), open_only=query["open"], entity_id=query["entity_id"]
         )

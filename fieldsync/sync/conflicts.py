@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from fieldsync.errors import DomainError
 from fieldsync.org.models import Role
 from fieldsync.sync import registry
-from fieldsync.sync.models import Conflict, Event
+from fieldsync.sync.models import Conflict, ConflictPerson, Event
 
 SUPERVISORS = (Role.REVIEWER, Role.CAPTAIN)
 
@@ -20,10 +20,17 @@ SUPERVISORS = (Role.REVIEWER, Role.CAPTAIN)
 def visible_conflicts(
     principal: Any, *, open_only: bool = False, entity_id: uuid.UUID | None = None
 ) -> Select[tuple[Conflict]]:
-    """A device sees its own user's conflicts; reviewers and the captain see the street's."""
+    """A device sees the conflicts its user is one of the people of (whose value was set aside,
+    or is kept); reviewers and the captain see the street's."""
     stmt = select(Conflict).where(Conflict.street_id == principal.street_id)
     if not principal.has(*SUPERVISORS):
-        stmt = stmt.where(Conflict.person_id == principal.person_id)
+        stmt = stmt.where(
+            Conflict.id.in_(
+                select(ConflictPerson.conflict_id).where(
+                    ConflictPerson.person_id == principal.person_id
+                )
+            )
+        )
     if open_only:
         stmt = stmt.where(Conflict.resolved_at.is_(None))
     if entity_id is not None:

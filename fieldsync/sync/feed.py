@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import event, select, update
+from sqlalchemy import event, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -47,7 +47,9 @@ def _before_flush(session: Session, _ctx: Any, _instances: Any) -> None:
         if parent is not None and parent not in session.deleted:
             parent.updated_at = utcnow()
     for obj in session.dirty:
-        if isinstance(obj, Synced) and session.is_modified(obj, include_collections=False):
+        # collections count: a person's roles (rows of their own, added before they have a
+        # person_id to name their parent by) are part of the roster record
+        if isinstance(obj, Synced) and session.is_modified(obj):
             state = _history_changed(obj, "version")
             if not state:
                 obj.version = (obj.version or 0) + 1
@@ -264,15 +266,15 @@ def read_page(
     retention: timedelta,
 ) -> Page:
     """One page of changes for a device whose current audiences are `audiences`."""
-    counter = session.get(FeedCounter, 1)
-    pruned_through = counter.pruned_through if counter else 0
+    # read before the feed rows, in an earlier snapshot (see below)
+    top = session.scalar(select(FeedCounter.value).where(FeedCounter.id == 1)) or 0
+    given: dict[str, int] = {}  # the positions of the cursor the device sent
     if cursor is None:
         cursor = Cursor(device_id, {a: 0 for a in audiences}, {}, int(now.timestamp()))
     else:
-        if now.timestamp() - cursor.issued_at > retention.total_seconds() or any(
-            0 < p < pruned_through for p in cursor.positions.values()
-        ):
+        if now.timestamp() - cursor.issued_at > retention.total_seconds():
             raise DomainError("sync.cursor_expired")
+        given = cursor.positions
         # the device's scope changed (another street, other roles): evict what it may no
         # longer see, start the new audiences from scratch
         left = {a: 0 for a in cursor.positions if a not in audiences}
@@ -280,9 +282,22 @@ def read_page(
         cursor = Cursor(device_id, positions, {**cursor.evict, **left}, cursor.issued_at)
 
     if cursor.evict:
-        return _evict_page(session, cursor=cursor, audiences=audiences, limit=limit, now=now)
+        page = _evict_page(session, cursor=cursor, audiences=audiences, limit=limit, now=now)
+    else:
+        page = _changes_page(session, cursor=cursor, top=top, limit=limit, now=now)
+    if given:
+        # Read after the feed: a prune that committed before the feed was read has moved
+        # pruned_through by then, so a cursor that may have missed a pruned tombstone is
+        # refused, never answered without it.
+        pruned_through = session.scalar(
+            select(FeedCounter.pruned_through).where(FeedCounter.id == 1)
+        )
+        if any(0 < p < (pruned_through or 0) for p in given.values()):
+            raise DomainError("sync.cursor_expired")
+    return page
 
-    low = min(cursor.positions.values(), default=0)
+
+def _changes_page(session: Session, *, cursor: Cursor, top: int, limit: int, now: datetime) -> Page:
     rows = _feed_rows(session, cursor.positions, limit + 1)
     has_more = len(rows) > limit
     if has_more:
@@ -290,14 +305,12 @@ def read_page(
         # never split one record's rows (same position, several audiences) across pages
         rows = [r for r in rows if r.position <= cut]
     else:
-        cut = max((r.position for r in rows), default=None)
-        if cut is None:
-            cut = counter.value if counter else 0
-            # nothing newer for these audiences: everyone is at the top of the feed
-            cut = max(cut, low)
+        # Every audience was read to its end, in a snapshot taken after `top` was read: all
+        # positions up to `top` had committed by then, so nothing at or below it is missed.
+        cut = max([top, *(r.position for r in rows)])
     changes = _collapse(rows, first_sync={a for a, p in cursor.positions.items() if p == 0})
     positions = {a: max(p, cut) for a, p in cursor.positions.items()}
-    return Page(changes, Cursor(device_id, positions, {}, int(now.timestamp())), has_more)
+    return Page(changes, Cursor(cursor.device_id, positions, {}, int(now.timestamp())), has_more)
 
 
 # a feed row as plain columns: a page reads thousands, none is ever changed
@@ -313,19 +326,32 @@ _FEED_COLUMNS = (
 
 
 def _feed_rows(session: Session, positions: dict[str, int], limit: int) -> list[Any]:
-    rows: list[Any] = []
-    for audience, after in positions.items():
-        stmt = (
+    """Up to `limit` rows of each audience after its position, sorted by position.
+
+    All audiences are read by ONE statement, so under READ COMMITTED they share one snapshot.
+    Positions are handed out under the counter's row lock and committed in that order (see
+    `seal`), so a snapshot holds every position up to some N and none above: each audience's
+    rows are complete up to its own last row, and the merged list up to its limit-th smallest
+    position. Read by separate statements, a change committed between two of them could be
+    missed by the first audience's read while the second's moved the cut past it.
+    Each part is a range of the (audience, position) index with its own LIMIT: the cost grows
+    with the changes since the cursor, never with the size of the feed.
+    """
+    parts = []
+    for audience, after in sorted(positions.items()):
+        part = (
             select(*_FEED_COLUMNS)
             .where(FeedEntry.audience == audience, FeedEntry.position > after)
             .order_by(FeedEntry.position)
             .limit(limit)
         )
         if after == 0:  # a first sync needs no tombstones
-            stmt = stmt.where(FeedEntry.op == "upsert")
-        rows.extend(session.execute(stmt))
-    # Each audience query is complete up to its own last row, so the merged list is complete
-    # up to its limit-th smallest position (one record has one row per audience).
+            part = part.where(FeedEntry.op == "upsert")
+        # a member of a compound SELECT may not have its own ORDER BY/LIMIT (SQLite): wrap it
+        parts.append(select(part.subquery()))
+    if not parts:
+        return []
+    rows = list(session.execute(union_all(*parts) if len(parts) > 1 else parts[0]))
     rows.sort(key=lambda r: (r.position, r.audience))
     return rows
 
@@ -364,18 +390,7 @@ def _evict_page(
                 .limit(limit)
             )
         )
-        still_visible = set()
-        if rows:
-            still_visible = {
-                (e, i)
-                for e, i in session.execute(
-                    select(FeedEntry.entity, FeedEntry.entity_id).where(
-                        FeedEntry.audience.in_(list(audiences)),
-                        FeedEntry.op == "upsert",
-                        FeedEntry.entity_id.in_([r.entity_id for r in rows]),
-                    )
-                )
-            }
+        still_visible = _visible(session, rows, audiences)
         for row in rows:
             if (row.entity, row.entity_id) not in still_visible:
                 changes.append(
@@ -395,3 +410,28 @@ def _evict_page(
             break
     next_cursor = Cursor(cursor.device_id, cursor.positions, evict, int(now.timestamp()))
     return Page(changes, next_cursor, True)
+
+
+def _visible(
+    session: Session, rows: Sequence[FeedEntry], audiences: Sequence[str]
+) -> set[tuple[str, Any]]:
+    """Which of these records one of `audiences` still sees: looked up by the feed's primary
+    key (entity, entity_id, audience), one entity at a time."""
+    by_entity: dict[str, list[Any]] = {}
+    for row in rows:
+        by_entity.setdefault(row.entity, []).append(row.entity_id)
+    visible: set[tuple[str, Any]] = set()
+    for entity, ids in by_entity.items():
+        for chunk in _chunks(ids, 500):
+            visible.update(
+                (entity, entity_id)
+                for entity_id in session.scalars(
+                    select(FeedEntry.entity_id).where(
+                        FeedEntry.entity == entity,
+                        FeedEntry.entity_id.in_(chunk),
+                        FeedEntry.audience.in_(list(audiences)),
+                        FeedEntry.op == "upsert",
+                    )
+                )
+            )
+    return visible

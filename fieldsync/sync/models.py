@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from fieldsync.clock import utcnow
 from fieldsync.db import Base, new_id
@@ -20,7 +20,8 @@ class FeedCounter(Base):
     __tablename__ = "sync_feed_counter"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     value: Mapped[int] = mapped_column(BigInteger, default=0)
-    # positions at or below this may have lost their tombstones: older cursors get 410
+    # the highest position of a pruned tombstone (fieldsync.sync.retention): cursors below it
+    # may have missed a delete and get 410
     pruned_through: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
@@ -76,7 +77,11 @@ class MutationRecord(Base):
     result: Mapped[dict[str, Any]]  # the result as returned
     device_time: Mapped[datetime | None]
     hlc: Mapped[str | None] = mapped_column(String(96))
-    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # indexed for the retention prune, which removes the oldest rows
+    received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    # device clock minus server clock at the push that brought it, in milliseconds (unknown
+    # when the device sent no Date header and no device_time ahead of the server)
+    clock_skew_ms: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class Conflict(Base):
@@ -92,15 +97,36 @@ class Conflict(Base):
     values: Mapped[dict[str, Any]]
     mutation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sync_mutations.id"))
     device_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("devices.id"))
+    # who pushed the mutation; `people` holds everyone the conflict concerns
     person_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("people.id"), index=True)
-    # the person whose value was overwritten on the server side, if known
-    other_person_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("people.id"))
     record_version: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     resolved_at: Mapped[datetime | None]
     resolved_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("people.id"))
     resolution: Mapped[str | None] = mapped_column(String(16))  # keep | take_lost
     resolution_note: Mapped[str | None] = mapped_column(Text)
+
+    people: Mapped[list[ConflictPerson]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="ConflictPerson.person_id"
+    )
+
+    @property
+    def person_ids(self) -> list[uuid.UUID]:
+        return [p.person_id for p in self.people]
+
+
+class ConflictPerson(Base):
+    """Someone a conflict concerns: the officer who pushed the mutation, and whoever wrote the
+    record's value of a conflicting field — between them, the author of the value set aside
+    and the writer of the value kept. Each of them sees the conflict and may resolve it."""
+
+    __tablename__ = "sync_conflict_people"
+    conflict_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("sync_conflicts.id"), primary_key=True
+    )
+    person_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("people.id"), primary_key=True, index=True
+    )
 
 
 class Event(Base):

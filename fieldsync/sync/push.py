@@ -15,10 +15,18 @@ from sqlalchemy.orm import ORMExecuteState, Session
 
 from fieldsync.clock import as_utc, isoformat
 from fieldsync.errors import DomainError, flag
+from fieldsync.identity.models import Device
 from fieldsync.sync import registry
 from fieldsync.sync.hlc import HLC
-from fieldsync.sync.merge import FieldState, MergeRefused, merge
-from fieldsync.sync.models import Conflict, DeviceSyncState, Event, FeedEntry, MutationRecord
+from fieldsync.sync.merge import FieldState, LostValue, MergeRefused, merge
+from fieldsync.sync.models import (
+    Conflict,
+    ConflictPerson,
+    DeviceSyncState,
+    Event,
+    FeedEntry,
+    MutationRecord,
+)
 from fieldsync.sync.registry import ActionContext, SyncedEntity
 
 SKEW_FLAG = "sync.clock_skew"
@@ -60,7 +68,9 @@ def push(
     }
 
     skew_ms = _skew_ms(fresh, device_clock=device_clock, now=now)
-    ctx_base = dict(session=session, principal=principal, now=now, config=config)
+    ctx_base = dict(
+        session=session, principal=principal, now=now, config=config, clock_skew_ms=skew_ms
+    )
     records = _prefetch(session, fresh)
     # mutation ids already in the log, found in one query (not one lookup per mutation); ids
     # seen earlier in this push are added as the loop goes
@@ -84,6 +94,7 @@ def push(
                 street_id=principal.street_id,
                 device_seq=seq,
                 received_at=now,
+                clock_skew_ms=skew_ms,
             )
             session.add(MutationRecord(**record_row))
             logged.add(record_row["id"])
@@ -92,12 +103,6 @@ def push(
                 session.add(conflict)
             if record is not None and result["status"] != "rejected":
                 touched[(result["entity"], record.id)] = record
-    if skew_ms is not None and abs(skew_ms) > config.clock_skew_flag_seconds * 1000:
-        # written first, so that the flag below moves each flagged record one version on
-        session.flush()
-        for record in touched.values():
-            _flag_skew(record, skew_ms)
-            # the flag changed the record after its result was built: the pull carries it
     if fresh:
         state.last_device_seq = int(fresh[-1]["device_seq"])
     state.last_push_at = now
@@ -212,10 +217,23 @@ def _skew_ms(
     return None
 
 
-def _flag_skew(record: Any, skew_ms: int) -> None:
-    flags = [f for f in (record.flags or []) if f.get("code") != SKEW_FLAG]
-    flags.append(flag(SKEW_FLAG, seconds=round(skew_ms / 1000)))
+def _skew_flagged(ctx: ActionContext, record: Any) -> dict[str, Any]:
+    """Flag a clock skew beyond the bound on a record this mutation changes, as part of that
+    change (same version, same event). Returns the change to the flags, if any."""
+    skew = ctx.clock_skew_ms
+    if skew is None or abs(skew) <= ctx.config.clock_skew_flag_seconds * 1000:
+        return {}
+    new = flag(SKEW_FLAG, seconds=round(skew / 1000))
+    flags = list(record.flags or [])
+    at = next((i for i, f in enumerate(flags) if f.get("code") == SKEW_FLAG), None)
+    if at is not None and flags[at] == new:
+        return {}
+    if at is None:
+        flags.append(new)
+    else:
+        flags[at] = new
     record.flags = flags
+    return {"flags": flags}
 
 
 def _prefetch(
@@ -232,9 +250,13 @@ def _prefetch(
     records: dict[tuple[str, uuid.UUID], Any] = {}
     all_ids = sorted({i for ids in wanted.values() for i in ids})
     if all_ids:
-        # which entity an id belongs to, to refuse an id of one type used as another
+        # which entity an id belongs to, to refuse an id of one type used as another; naming
+        # every entity lets the feed's primary key (entity, entity_id, …) find the rows
         for etype, eid in session.execute(
-            select(FeedEntry.entity, FeedEntry.entity_id).where(FeedEntry.entity_id.in_(all_ids))
+            select(FeedEntry.entity, FeedEntry.entity_id).where(
+                FeedEntry.entity.in_(sorted(registry.all_entities())),
+                FeedEntry.entity_id.in_(all_ids),
+            )
         ):
             records.setdefault(("#type", eid), etype)
     for etype, ids in wanted.items():
@@ -392,7 +414,7 @@ def _apply_action(
     if changed:
         if spec.after_change:
             spec.after_change(ctx, record)
-        _bump(ctx, record, changed, m)
+        _bump(ctx, record, {**changed, **_skew_flagged(ctx, record)}, m)
     status = "applied" if base_version == record.version - (1 if changed else 0) else "merged"
     return record, status, None
 
@@ -454,6 +476,10 @@ def _upsert(
             },
             device_id=ctx.principal.device.id,
             person_id=ctx.principal.person_id,
+            people=[
+                ConflictPerson(person_id=p)
+                for p in sorted({ctx.principal.person_id, *_writers(ctx, state, result.lost)})
+            ],
             record_version=new_version if (result.changed or created) else record.version,
             created_at=ctx.now,
         )
@@ -463,10 +489,23 @@ def _upsert(
         record.field_clocks = clocks
         if spec.after_change:
             spec.after_change(ctx, record)
-        _bump(ctx, record, {**result.changed, **_lost_summary(result.lost)}, m)
+        changes = {**result.changed, **_skew_flagged(ctx, record), **_lost_summary(result.lost)}
+        _bump(ctx, record, changes, m)
     elif conflict is not None:
         _event(ctx, record, _lost_summary(result.lost), m)
     return record, result.status, conflict
+
+
+def _writers(
+    ctx: ActionContext, state: Mapping[str, FieldState], lost: Sequence[LostValue]
+) -> set[uuid.UUID]:
+    """The people whose devices last wrote the record's values of the conflicting fields: the
+    other side of the conflict (a server write, such as a resolution, names no device)."""
+    devices = {_uuid_or_none(state[lv.field.partition("[")[0]].writer) for lv in lost}
+    devices.discard(None)
+    if not devices:
+        return set()
+    return set(ctx.session.scalars(select(Device.person_id).where(Device.id.in_(sorted(devices)))))
 
 
 def _lost_summary(lost: Sequence[Any]) -> dict[str, Any]:

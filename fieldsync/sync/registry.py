@@ -23,6 +23,8 @@ class ActionContext:
     device_time: Any
     hlc: str
     config: Any
+    # device clock minus server clock at this push, in ms (None: unknown)
+    clock_skew_ms: int | None = None
 
 
 @dataclass(frozen=True)
