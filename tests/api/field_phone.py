@@ -9,7 +9,7 @@ from fieldsync.demo import demo_uuid
 from fieldsync.sync.hlc import HLC
 
 
-def _hlc(ms: int, node: str) -> str:
+def hlc_at(ms: int, node: str) -> str:
     return str(HLC(ms, 0, node))
 
 
@@ -36,7 +36,7 @@ class Device:
                     "device_seq": self.seq,
                     "mutation_id": str(uuid.uuid4()),
                     "device_time": "2026-11-25T08:00:00Z",
-                    "hlc": _hlc(self.clock, self.username),
+                    "hlc": hlc_at(self.clock, self.username),
                     **m,
                 }
             )

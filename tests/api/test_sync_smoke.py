@@ -5,57 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from fieldsync.sync.hlc import HLC
-
-
-def _hlc(ms: int, node: str) -> str:
-    return str(HLC(ms, 0, node))
-
-
-class Device:
-    def __init__(self, api: Any, username: str) -> None:
-        self.api = api
-        self.username = username
-        self.device_id = str(uuid.uuid4())
-        self.token = api.login(username, device_id=self.device_id)
-        self.seq = 0
-        self.cursor: str | None = None
-
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-    def push(self, *mutations: dict[str, Any]) -> Any:
-        body = []
-        for m in mutations:
-            self.seq += 1
-            body.append(
-                {
-                    "device_seq": self.seq,
-                    "mutation_id": str(uuid.uuid4()),
-                    "device_time": "2026-11-25T08:00:00Z",
-                    **m,
-                }
-            )
-        resp = self.api.client.post(
-            "/api/v1/sync/push",
-            headers=self.headers(),
-            json={"protocol": 1, "device_id": self.device_id, "mutations": body},
-        )
-        return resp
-
-    def pull_all(self) -> list[dict[str, Any]]:
-        changes = []
-        while True:
-            q = {"limit": 100}
-            if self.cursor:
-                q["cursor"] = self.cursor
-            resp = self.api.client.get("/api/v1/sync/pull", headers=self.headers(), query_string=q)
-            assert resp.status_code == 200, resp.get_json()
-            body = resp.get_json()
-            changes.extend(body["changes"])
-            self.cursor = body["cursor"]
-            if not body["has_more"]:
-                return changes
+from field_phone import Device, hlc_at  # type: ignore[import-not-found]
 
 
 def test_first_pull_has_reference_data(api: Any, demo: Any) -> None:
@@ -78,7 +28,7 @@ def test_push_conflict_and_replay(api: Any, demo: Any) -> None:
             "type": "inspection.upsert",
             "entity_id": iid,
             "base_version": 0,
-            "hlc": _hlc(1000, "a"),
+            "hlc": hlc_at(1000, "a"),
             "set": {"matter_code": "CG-001", "description": "first"},
         }
     )
@@ -91,7 +41,7 @@ def test_push_conflict_and_replay(api: Any, demo: Any) -> None:
             "type": "inspection.upsert",
             "entity_id": iid,
             "base_version": 1,
-            "hlc": _hlc(2000, "a"),
+            "hlc": hlc_at(2000, "a"),
             "set": {"description": "from a"},
         }
     ).get_json()
@@ -101,7 +51,7 @@ def test_push_conflict_and_replay(api: Any, demo: Any) -> None:
             "type": "inspection.upsert",
             "entity_id": iid,
             "base_version": 1,
-            "hlc": _hlc(1500, "b"),
+            "hlc": hlc_at(1500, "b"),
             "set": {"description": "from b", "address": "东华门大街"},
         }
     )
