@@ -75,6 +75,15 @@ class Synced:
         raise NotImplementedError
 
 
+def upsert_insert(session: Session, table: Any) -> Any:
+    """INSERT for the session's database with its ON CONFLICT clauses (PostgreSQL and SQLite
+    spell them alike, but SQLAlchemy has one construct per dialect)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
 def new_id() -> uuid.UUID:
     return uuid.uuid4()
 

@@ -10,11 +10,11 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import Select, exists, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from fieldsync.cases import guard  # noqa: F401  (archive immutability on every flush)
 from fieldsync.cases.models import Case, CaseNumberCounter, CaseOfficer
+from fieldsync.db import upsert_insert
 from fieldsync.errors import DomainError
 from fieldsync.inspections.models import Inspection
 from fieldsync.inspections.rule_check import load_matters, matter_facts
@@ -340,10 +340,8 @@ def _next_number(session: Session, *, street_id: uuid.UUID, year: int, fmt: str)
 def _next_seq(session: Session, *, street_id: uuid.UUID, year: int) -> int:
     """The next sequence for the street and year, under the counter row's lock: two concurrent
     filings on PostgreSQL wait for each other (SQLite serialises writers with BEGIN IMMEDIATE)."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     session.execute(
-        insert(CaseNumberCounter)
+        upsert_insert(session, CaseNumberCounter)
         .values(street_id=street_id, year=year, value=0)
         .on_conflict_do_nothing(index_elements=["street_id", "year"])
     )

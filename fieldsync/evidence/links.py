@@ -9,10 +9,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from fieldsync.clock import isoformat
+from fieldsync.db import upsert_insert
 from fieldsync.evidence.models import Evidence, EvidenceLink
 
 
@@ -49,10 +49,8 @@ def sync_links(session: Session, record: Any) -> None:
         session.execute(stmt)
         if not hashes:
             return
-        dialect = session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         session.execute(
-            insert(EvidenceLink)
+            upsert_insert(session, EvidenceLink)
             .values(
                 [
                     {"sha256": h, "entity": entity, "entity_id": record.id, "street_id": street}

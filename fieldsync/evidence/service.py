@@ -10,11 +10,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from fieldsync.clock import isoformat, parse_rfc3339
 from fieldsync.config import Config
+from fieldsync.db import upsert_insert
 from fieldsync.errors import DomainError, flag
 from fieldsync.evidence import links
 from fieldsync.evidence.models import CustodyEvent, Evidence, EvidenceLink, Upload
@@ -248,10 +248,8 @@ def record_verified(
     )
     # Two devices may finish the same photo at the same moment (two server processes): the
     # insert that comes second waits for the first to commit and then inserts nothing.
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     inserted = session.execute(
-        insert(Evidence)
+        upsert_insert(session, Evidence)
         .values(**values)
         .on_conflict_do_nothing(index_elements=["street_id", "sha256"])
     ).rowcount

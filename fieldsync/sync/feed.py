@@ -14,11 +14,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import event, select, union_all, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from fieldsync.clock import utcnow
-from fieldsync.db import Synced
+from fieldsync.db import Synced, upsert_insert
 from fieldsync.errors import DomainError
 from fieldsync.sync.models import FeedCounter, FeedEntry
 
@@ -85,8 +84,7 @@ def _after_rollback(session: Session) -> None:
 
 
 def _upsert(session: Session) -> Any:
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(FeedEntry)
+    return upsert_insert(session, FeedEntry)
 
 
 def seal(session: Session) -> None:
@@ -182,9 +180,11 @@ def _ensure_counter(session: Session) -> None:
 
 
 def _counter_insert(session: Session) -> Any:
-    dialect = session.get_bind().dialect.name
-    ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(FeedCounter)
-    return ins.values(id=1, value=0, pruned_through=0).on_conflict_do_nothing()
+    return (
+        upsert_insert(session, FeedCounter)
+        .values(id=1, value=0, pruned_through=0)
+        .on_conflict_do_nothing()
+    )
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
