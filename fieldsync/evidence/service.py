@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, select
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 
 from fieldsync.clock import isoformat, parse_rfc3339
@@ -174,8 +175,13 @@ def record_changed(session: Session, record: Any, *, config: Config) -> None:
     still misses, which photos it names, and — as a record may name a photo, or move, after the
     photo arrived — the position flags of the photos the street already holds."""
     hashes = record.evidence or []
+    state = sa_inspect(record)
+    named_anew = state.attrs.evidence.history.has_changes()
+    if not hashes and (state.pending or not named_anew):
+        return  # it names no photo, and had none linked: nothing to link or check
     record.evidence_missing = links.missing(session, hashes, street_id=record.street_id)
-    links.sync_links(session, record)
+    if named_anew:  # the links follow the list (JSON columns change only by assignment)
+        links.sync_links(session, record)
     if len(record.evidence_missing) == len(set(hashes)):
         return  # none of its photos has arrived yet
     held = session.scalars(

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fieldsync.errors import DomainError, flag
@@ -85,18 +85,22 @@ def person_facts(person: Person, period: RosterPeriod | None = None) -> PersonFa
 def roster_at(
     session: Session, person_ids: Iterable[uuid.UUID], at: datetime
 ) -> dict[uuid.UUID, RosterPeriod]:
-    """Each person's roster period valid at `at` ([valid_from, valid_to), open at either end)."""
-    ids = set(person_ids)
+    """Each person's roster period valid at `at` ([valid_from, valid_to), open at either end).
+
+    Every period of these people is read (a few each) and the one for `at` chosen here: the
+    statement is then the same for every inspection naming them, which a push answers once
+    (fieldsync.sync.push memoises reads of reference data)."""
+    ids = sorted(set(person_ids))
     if not ids:
         return {}
     rows = session.scalars(
-        select(RosterPeriod).where(
-            RosterPeriod.person_id.in_(ids),
-            or_(RosterPeriod.valid_from.is_(None), RosterPeriod.valid_from <= at),
-            or_(RosterPeriod.valid_to.is_(None), RosterPeriod.valid_to > at),
-        )
+        select(RosterPeriod).where(RosterPeriod.person_id.in_(ids)).order_by(RosterPeriod.id)
     )
-    return {p.person_id: p for p in rows}
+    return {
+        p.person_id: p
+        for p in rows
+        if (p.valid_from is None or p.valid_from <= at) and (p.valid_to is None or p.valid_to > at)
+    }
 
 
 def load_matters(session: Session, codes: Iterable[str]) -> dict[str, Matter]:
@@ -118,7 +122,9 @@ def load_present(
     people_ids = [uuid.UUID(str(i)) for i in ids]
     rows = (
         session.scalars(
-            select(Person).where(Person.id.in_(set(people_ids)), Person.street_id == street_id)
+            select(Person).where(
+                Person.id.in_(sorted(set(people_ids))), Person.street_id == street_id
+            )
         )
         if people_ids
         else []

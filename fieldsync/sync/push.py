@@ -14,6 +14,7 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import ORMExecuteState, Session
 
 from fieldsync.clock import as_utc, isoformat
+from fieldsync.db import Base
 from fieldsync.errors import DomainError, flag
 from fieldsync.identity.models import Device
 from fieldsync.sync import registry
@@ -132,9 +133,13 @@ def _reference_reads_memoised(session: Session) -> Iterator[None]:
     never writes reference data, and an officer's batch names the same few matters and
     colleagues over and over, so the same SELECT with the same parameters gets the same rows
     for as long as the push runs. Only statements that read nothing but reference entities
-    (the registry's read-only ones) are memoised, never a lock or a relationship load.
+    (the registry's read-only ones, and models marked `__reference_data__`, such as the roster's
+    history) are memoised, never a lock or a relationship load.
     """
     reference = {spec.model for spec in registry.all_entities().values() if not spec.writable}
+    reference |= {
+        m.class_ for m in Base.registry.mappers if getattr(m.class_, "__reference_data__", False)
+    }
     memo: dict[Any, Any] = {}
 
     def answer(orm_context: ORMExecuteState) -> Any:
