@@ -48,7 +48,11 @@ class FeedPayload(Base):
     """A record's wire form (the `data` of its upserts) at its latest version, serialized once
     when its change is sealed into the feed and shared by the rows of all its audiences: a pull
     copies it into the response as it is. TEXT, not JSON, so that the database hands it back
-    without parsing. Deleted records have none (their tombstones carry no data)."""
+    without parsing. Deleted records have none (their tombstones carry no data).
+
+    A change to an entity's `serialize` (a field more, a field renamed) must come with a
+    migration that calls `fieldsync.sync.feed.backfill_payloads`, or pulls go on sending the
+    old form of every record until it changes."""
 
     __tablename__ = "sync_payloads"
     entity: Mapped[str] = mapped_column(String(32), primary_key=True)

@@ -33,7 +33,10 @@ def _store_existing_payloads() -> None:
     """Every record the feed already holds gets its payload, so that an upgraded database
     serves pulls at once. Made by the code's own serialisation (the only definition of a
     record's wire form), hence the ORM here, in batches so that a big feed fits in memory; the
-    session joins the migration's transaction and never commits it."""
+    session joins the migration's transaction and never commits it. The models are those of the
+    code being installed, so they must match the synced tables as this revision leaves them: a
+    later migration that adds a column to one of them takes this call over (at its end) and
+    this one goes."""
     from fieldsync.sync.feed import backfill_payloads
 
     session = Session(bind=op.get_bind(), join_transaction_mode="rollback_only")
