@@ -1,5 +1,6 @@
 """`python -m bench.profile push|pull [--db sqlite|postgresql]`: cProfile one 1,000-mutation push
-or one first pull of 2,000 records, top functions by cumulative and own time."""
+or one first pull of `--n` records (the function the view calls, the phone's parsing left out),
+top functions by cumulative and own time."""
 
 from __future__ import annotations
 
@@ -41,9 +42,7 @@ def main() -> None:
             template = sb._template(body["results"][0]["id"])
             sb.populate(template, args.n, f"staff:{template['street_id']}")
             reader = sb.phone("cg_chen")
-            profiler.enable()
-            elapsed, count = sb.pull_all(reader)
-            profiler.disable()
+            elapsed, count = sb.pull_all(reader, profiler=profiler)
             print(f"pull {count}: {elapsed:.3f} s = {count / elapsed:,.0f} rec/s")
         bench.close()
     stats = pstats.Stats(profiler)

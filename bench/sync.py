@@ -1,12 +1,14 @@
 """Sync benchmarks: push batches, first pull, incremental pull and push over 10k and 1M feed rows.
 
 Push and pull are measured through the service functions (`fieldsync.sync.push.push`,
-`fieldsync.sync.pull.pull`), each call in its own transaction with token authentication and
-the commit, as one request does; HTTP framing (JSON, marshmallow) is measured in one extra row.
+`fieldsync.sync.pull.pull`, the latter building the response body the view sends), each call
+in its own transaction with token authentication and the commit, as one request does; HTTP
+(Flask, JSON, marshmallow where the view uses it) is measured in one extra row for each.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import statistics
 import time
@@ -49,6 +51,20 @@ DESCRIPTION = (
 
 def _iso(t: datetime) -> str:
     return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _read_page(body: str | bytes) -> tuple[int, str, bool]:
+    """The phone's reading of a pull page: (changes, cursor, has_more). With the collector off:
+    the parsed page (tens of thousands of objects) is gone again before it could run, so the
+    phone's garbage never sets off full collections inside the server's timed part."""
+    gc.disable()
+    try:
+        page = json.loads(body)
+        facts = len(page["changes"]), page["cursor"], page["has_more"]
+        del page
+        return facts
+    finally:
+        gc.enable()
 
 
 @dataclass
@@ -117,7 +133,7 @@ def edit(phone: Phone, entity_id: Any, version: int, n: int) -> dict[str, Any]:
 class SyncBench:
     def __init__(self, bench: BenchApp, db: str, report: Report, *, quick: bool) -> None:
         from fieldsync.inspections.models import Inspection
-        from fieldsync.sync.models import FeedCounter, FeedEntry
+        from fieldsync.sync.models import FeedCounter, FeedEntry, FeedPayload
 
         self.bench = bench
         self.db = db
@@ -128,6 +144,7 @@ class SyncBench:
         self.inspections: Table = Inspection.__table__  # type: ignore[assignment]
         self.feed: Table = FeedEntry.__table__  # type: ignore[assignment]
         self.counter: Table = FeedCounter.__table__  # type: ignore[assignment]
+        self.payloads: Table = FeedPayload.__table__  # type: ignore[assignment]
 
     # --- plumbing ----------------------------------------------------------------------------
 
@@ -162,16 +179,22 @@ class SyncBench:
         assert not bad, bad[:3]
         return elapsed, body
 
-    def pull_all(self, phone: Phone, limit: int = 1000) -> tuple[float, int]:
-        """Pull pages until has_more is false, each page one transaction. (seconds, changes)."""
+    def pull_all(
+        self, phone: Phone, limit: int = 1000, *, profiler: Any = None
+    ) -> tuple[float, int]:
+        """Pull pages until has_more is false, each page one transaction. (seconds, changes);
+        the phone's parsing of each body is neither timed nor profiled."""
         from fieldsync.clock import utcnow
         from fieldsync.sync.pull import pull
 
         count = 0
-        t0 = time.perf_counter()
+        elapsed = 0.0
         while True:
+            if profiler is not None:
+                profiler.enable()
+            t0 = time.perf_counter()
             with self.services.sessionmaker() as s, s.begin():
-                body = pull(
+                text = pull(
                     s,
                     principal=self._principal(s, phone),
                     cursor=phone.cursor,
@@ -179,10 +202,34 @@ class SyncBench:
                     now=utcnow(),
                     config=self.config,
                 )
-            count += len(body["changes"])
-            phone.cursor = body["cursor"]
-            if not body["has_more"]:
-                return time.perf_counter() - t0, count
+            elapsed += time.perf_counter() - t0
+            if profiler is not None:
+                profiler.disable()
+            changes, phone.cursor, has_more = _read_page(text)
+            count += changes
+            if not has_more:
+                return elapsed, count
+
+    def pull_all_http(self, phone: Phone, limit: int = 1000) -> tuple[float, int]:
+        """The same through the Flask test client: GET /sync/pull until has_more is false."""
+        count = 0
+        elapsed = 0.0
+        while True:
+            query: dict[str, Any] = {"limit": limit}
+            if phone.cursor:
+                query["cursor"] = phone.cursor
+            t0 = time.perf_counter()
+            resp = self.bench.client.get(
+                "/api/v1/sync/pull",
+                headers={"Authorization": f"Bearer {phone.token}"},
+                query_string=query,
+            )
+            elapsed += time.perf_counter() - t0
+            assert resp.status_code == 200, resp.get_json()
+            changes, phone.cursor, has_more = _read_page(resp.data)
+            count += changes
+            if not has_more:
+                return elapsed, count
 
     def _timed(self, fn: Callable[[Any], Any]) -> float:
         t0 = time.perf_counter()
@@ -310,12 +357,24 @@ class SyncBench:
                 "rec/s",
                 raw,
                 "SELECT the inspections",
-                f"{elapsed:.2f} s",
+                f"{elapsed:.2f} s; raw: one Core SELECT of the rows, JSON columns decoded",
             )
         )
         self.first_pull = count / elapsed
+        http_elapsed, http_count = self.pull_all_http(self.phone("cg_chen"))
+        assert http_count == count, (http_count, count)
+        self.report.add(
+            Row(
+                self.db,
+                f"first pull: {count:,} records, limit 1000, HTTP",
+                count / http_elapsed,
+                "rec/s",
+                note=f"{http_elapsed:.2f} s; Flask test client: + auth hook, routing, query schema",
+            )
+        )
         self.report.notes.append(
-            f"{self.db}: {n - 1:,} inspection rows + feed rows bulk-inserted in {populate_s:.1f} s"
+            f"{self.db}: {n - 1:,} inspection rows + feed and payload rows bulk-inserted in "
+            f"{populate_s:.1f} s"
         )
 
         small = self._incremental(writer, reader, "10k")
@@ -454,6 +513,14 @@ class SyncBench:
 
     # --- bulk population ---------------------------------------------------------------------
 
+    def _payload_text(self, row: dict[str, Any]) -> str:
+        """The payload the feed would store for an inspection with these column values."""
+        from fieldsync.inspections.entities import serialize_inspection
+        from fieldsync.inspections.models import Inspection
+        from fieldsync.sync.feed import wire_text
+
+        return wire_text(serialize_inspection(Inspection(**row)))
+
     def _value(self, value: Any, type_: Any) -> Any:
         """A constant of the template row in the SELECT list; PostgreSQL needs its type said
         (an untyped NULL or string there is text), SQLite must not (CAST AS JSON is numeric)."""
@@ -463,9 +530,10 @@ class SyncBench:
     def populate(
         self, template: dict[str, Any], count: int, audience: str, *, lean: bool = False
     ) -> list[Any]:
-        """Copies of a pushed inspection straight into `inspections` and `sync_feed`, with the
-        feed counter moved past them: two Core INSERT … SELECT statements over a temporary
-        table of new ids, so the database makes the rows (a million in seconds, not minutes).
+        """Copies of a pushed inspection straight into `inspections`, `sync_feed` and
+        `sync_payloads`, with the feed counter moved past them: Core INSERT … SELECT statements
+        over a temporary table of new ids, so the database makes the rows (a million in
+        seconds, not minutes).
         `lean`: no description, party or address (the million filler rows)."""
         if count <= 0:
             return []
@@ -526,6 +594,21 @@ class SyncBench:
                         (filler.c.k + top).label("position"),
                         *(v.label(k) for k, v in feed_values.items()),
                     ),
+                )
+            )
+            # the copies' wire form is the template's: `data` does not hold the id
+            payload = {
+                "entity": "inspection",
+                "version": row["version"],
+                "data": self._payload_text(row),
+            }
+            payload_values = {
+                k: self._value(v, self.payloads.c[k].type) for k, v in payload.items()
+            }
+            conn.execute(
+                insert(self.payloads).from_select(
+                    ["entity_id", *payload_values],
+                    select(filler.c.id, *(v.label(k) for k, v in payload_values.items())),
                 )
             )
             conn.execute(update(self.counter).values(value=top + count))

@@ -25,6 +25,7 @@ from fieldsync.sync.models import (
     Event,
     FeedCounter,
     FeedEntry,
+    FeedPayload,
     MutationRecord,
 )
 
@@ -41,6 +42,7 @@ __all__ = [
     "EvidenceLink",
     "FeedCounter",
     "FeedEntry",
+    "FeedPayload",
     "Inspection",
     "MutationRecord",
     "Report",

@@ -6,7 +6,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import marshmallow as ma
-from flask import request
+from flask import Response, request
 from flask.views import MethodView
 
 from fieldsync.api.base import ALL_ROLES, Blueprint, SelectPage, config, db, principal, requires
@@ -178,12 +178,14 @@ SUPERVISORS = (Role.REVIEWER, Role.CAPTAIN, Role.DISPATCHER, Role.ADMIN)
 class Pull(MethodView):
     @requires(*ALL_ROLES)
     @blp.arguments(PullQuerySchema, location="query")
+    # documents the body; the view answers with the text pull builds from the stored payloads,
+    # which the schema would only decode and encode again
     @blp.response(200, PullSchema)
     @blp.alt_response(410, description="sync.cursor_expired: start again without a cursor")
     @blp.alt_response(400, description="sync.cursor_invalid")
     def get(self, query: dict[str, Any]) -> Any:
         """Changes in the device's scope since its cursor (no cursor: everything)."""
-        return pull.pull(
+        body = pull.pull(
             db(),
             principal=principal(),
             cursor=query["cursor"],
@@ -191,6 +193,7 @@ class Pull(MethodView):
             now=utcnow(),
             config=config(),
         )
+        return Response(body, mimetype="application/json")
 
 
 @blp.route("/sync/push")

@@ -4,22 +4,26 @@ pulls read a device's audiences after its cursor."""
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
+import operator
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import event, select, union_all, update
+from sqlalchemy import and_, delete, event, select, union_all, update
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 
 from fieldsync.clock import utcnow
 from fieldsync.db import Synced, upsert_insert
 from fieldsync.errors import DomainError
-from fieldsync.sync.models import FeedCounter, FeedEntry
+from fieldsync.sync import registry
+from fieldsync.sync.models import FeedCounter, FeedEntry, FeedPayload
 
 _PENDING = "fieldsync.sync.pending"
 
@@ -55,8 +59,6 @@ def _before_flush(session: Session, _ctx: Any, _instances: Any) -> None:
 
 
 def _history_changed(obj: Any, attr: str) -> bool:
-    from sqlalchemy import inspect as sa_inspect
-
     return bool(sa_inspect(obj).attrs[attr].history.has_changes())
 
 
@@ -81,10 +83,6 @@ def _before_commit(session: Session) -> None:
 @event.listens_for(Session, "after_rollback")
 def _after_rollback(session: Session) -> None:
     session.info.pop(_PENDING, None)
-
-
-def _upsert(session: Session) -> Any:
-    return upsert_insert(session, FeedEntry)
 
 
 def seal(session: Session) -> None:
@@ -121,10 +119,16 @@ def seal(session: Session) -> None:
                 existing.setdefault((entity, entity_id), {})[audience] = op
 
     values: list[dict[str, Any]] = []
+    live: list[Synced] = []
+    gone: dict[str, list[Any]] = {}
     for (entity, entity_id), (obj, deleted) in sorted(pending.items(), key=lambda kv: str(kv[0])):
         position += 1
         before = existing.get((entity, entity_id), {})
         is_deleted = deleted or getattr(obj, "deleted_at", None) is not None
+        if is_deleted:
+            gone.setdefault(entity, []).append(entity_id)
+        else:
+            live.append(obj)
         now_audiences = set() if is_deleted else set(obj.sync_audiences())
         version = obj.version or 1
         for audience in now_audiences:
@@ -136,8 +140,8 @@ def seal(session: Session) -> None:
             values.append(
                 _row(entity, entity_id, audience, position, version, "delete", reason, now)
             )
-    for chunk in _chunks(values, 1000):
-        stmt = _upsert(session).values(chunk)
+    if values:
+        stmt = upsert_insert(session, FeedEntry.__table__)
         stmt = stmt.on_conflict_do_update(
             index_elements=["entity", "entity_id", "audience"],
             set_={
@@ -148,7 +152,17 @@ def seal(session: Session) -> None:
                 "changed_at": stmt.excluded.changed_at,
             },
         )
-        session.execute(stmt)
+        # executemany: one statement compiled once (and cached), batched by the driver
+        session.execute(stmt, values)
+    _reload_relationships(session, live)
+    store_payloads(session, live)
+    for entity, ids in gone.items():
+        for chunk in _chunks(ids, 500):
+            session.execute(
+                delete(FeedPayload).where(
+                    FeedPayload.entity == entity, FeedPayload.entity_id.in_(chunk)
+                )
+            )
 
 
 def _row(
@@ -171,6 +185,91 @@ def _row(
         "reason": reason,
         "changed_at": now,
     }
+
+
+# --- payloads: each record's wire form, stored when its change is sealed ----------------------
+
+
+def wire_text(data: Mapping[str, Any]) -> str:
+    """A record's `data` as the JSON text that pulls send: compact, keys sorted, UTF-8 as is."""
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
+def store_payloads(session: Session, records: Sequence[Synced]) -> None:
+    """Store the wire form of these live, flushed records: their entity's `serialize` (the one
+    push answers with), encoded once here so that no pull decodes or encodes a record."""
+    values = []
+    for record in records:
+        spec = registry.entity(record.__sync_entity__)
+        assert spec is not None, record.__sync_entity__
+        values.append(
+            {
+                "entity": spec.name,
+                "entity_id": record.id,  # type: ignore[attr-defined]
+                "version": record.version,
+                "data": wire_text(spec.serialize(record)),
+            }
+        )
+    if not values:
+        return
+    stmt = upsert_insert(session, FeedPayload.__table__)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["entity", "entity_id"],
+        set_={"version": stmt.excluded.version, "data": stmt.excluded.data},
+    )
+    session.execute(stmt, values)  # executemany, as the feed rows in `seal`
+
+
+def _reload_relationships(session: Session, records: Sequence[Synced]) -> None:
+    """Read again the records whose serialisation follows relationships (a matter's department,
+    a person's certificates and roles): the ORM keeps a loaded relationship as it was when only
+    a foreign key or a child row changed, and the stored wire form must be what a fresh load
+    gives. Inspections and reports have none: they cost nothing here."""
+    by_model: dict[Any, list[Any]] = {}
+    for record in records:
+        model = type(record)
+        if _has_relationships(model):
+            by_model.setdefault(model, []).append(record.id)  # type: ignore[attr-defined]
+    for model, ids in by_model.items():
+        for chunk in _chunks(ids, 500):
+            session.scalars(
+                select(model).where(model.id.in_(chunk)).execution_options(populate_existing=True)
+            ).all()
+
+
+@functools.cache
+def _has_relationships(model: type) -> bool:
+    return bool(sa_inspect(model).relationships)
+
+
+def backfill_payloads(session: Session, *, batch: int = 500) -> int:
+    """Store the payload of every record the feed holds an upsert of, `batch` records at a time
+    (keyset-paged through the feed's primary key, the session emptied after each batch): for a
+    database that had a feed before payloads existed. Returns how many were stored."""
+    stored = 0
+    for name, spec in sorted(registry.all_entities().items()):
+        model: Any = spec.model
+        after = None
+        while True:
+            stmt = (
+                select(FeedEntry.entity_id)
+                .where(FeedEntry.entity == name, FeedEntry.op == "upsert")
+                .distinct()
+                .order_by(FeedEntry.entity_id)
+                .limit(batch)
+            )
+            if after is not None:
+                stmt = stmt.where(FeedEntry.entity_id > after)
+            ids = list(session.scalars(stmt))
+            if not ids:
+                break
+            records = session.scalars(select(model).where(model.id.in_(ids))).all()
+            live = [r for r in records if getattr(r, "deleted_at", None) is None]
+            store_payloads(session, live)
+            stored += len(live)
+            session.expunge_all()
+            after = ids[-1]
+    return stored
 
 
 def _ensure_counter(session: Session) -> None:
@@ -238,14 +337,16 @@ def decode_cursor(text: str, *, secret: bytes, device_id: str) -> Cursor:
 # --- pulling ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Change:
+class Change(NamedTuple):
+    """One change of a page (a tuple: a first sync makes thousands)."""
+
     entity: str
     entity_id: uuid.UUID
     version: int
     op: str
     reason: str | None
     position: int
+    data: str | None = None  # an upsert's payload (JSON text, see FeedPayload)
 
 
 @dataclass(frozen=True)
@@ -308,12 +409,13 @@ def _changes_page(session: Session, *, cursor: Cursor, top: int, limit: int, now
         # Every audience was read to its end, in a snapshot taken after `top` was read: all
         # positions up to `top` had committed by then, so nothing at or below it is missed.
         cut = max([top, *(r.position for r in rows)])
-    changes = _collapse(rows, first_sync={a for a, p in cursor.positions.items() if p == 0})
+    changes = _collapse(rows)
     positions = {a: max(p, cut) for a, p in cursor.positions.items()}
     return Page(changes, Cursor(cursor.device_id, positions, {}, int(now.timestamp())), has_more)
 
 
-# a feed row as plain columns: a page reads thousands, none is ever changed
+# a feed row as plain columns, with its payload: a page reads thousands, none is ever changed;
+# read as tuples (unpacked by _collapse in this order, sorted by position and audience)
 _FEED_COLUMNS = (
     FeedEntry.entity,
     FeedEntry.entity_id,
@@ -322,7 +424,9 @@ _FEED_COLUMNS = (
     FeedEntry.version,
     FeedEntry.op,
     FeedEntry.reason,
+    FeedPayload.data,
 )
+_BY_POSITION_AND_AUDIENCE = operator.itemgetter(3, 2)
 
 
 def _feed_rows(session: Session, positions: dict[str, int], limit: int) -> list[Any]:
@@ -335,12 +439,21 @@ def _feed_rows(session: Session, positions: dict[str, int], limit: int) -> list[
     position. Read by separate statements, a change committed between two of them could be
     missed by the first audience's read while the second's moved the cut past it.
     Each part is a range of the (audience, position) index with its own LIMIT: the cost grows
-    with the changes since the cursor, never with the size of the feed.
+    with the changes since the cursor, never with the size of the feed. An upsert's payload is
+    joined in the same statement, so it is the version of that very row.
     """
     parts = []
     for audience, after in sorted(positions.items()):
         part = (
             select(*_FEED_COLUMNS)
+            .outerjoin(
+                FeedPayload,
+                and_(
+                    FeedEntry.op == "upsert",
+                    FeedPayload.entity == FeedEntry.entity,
+                    FeedPayload.entity_id == FeedEntry.entity_id,
+                ),
+            )
             .where(FeedEntry.audience == audience, FeedEntry.position > after)
             .order_by(FeedEntry.position)
             .limit(limit)
@@ -351,25 +464,29 @@ def _feed_rows(session: Session, positions: dict[str, int], limit: int) -> list[
         parts.append(select(part.subquery()))
     if not parts:
         return []
-    rows = list(session.execute(union_all(*parts) if len(parts) > 1 else parts[0]))
-    rows.sort(key=lambda r: (r.position, r.audience))
+    rows = session.execute(union_all(*parts) if len(parts) > 1 else parts[0]).all()
+    rows.sort(key=_BY_POSITION_AND_AUDIENCE)
     return rows
 
 
-def _collapse(rows: Sequence[Any], *, first_sync: set[str]) -> list[Change]:
+def _collapse(rows: Sequence[Any]) -> list[Change]:
     """One change per record; if any of the device's audiences still sees it, it is an upsert."""
     by_record: dict[tuple[str, Any], Change] = {}
-    for row in rows:
-        key = (row.entity, row.entity_id)
-        change = Change(row.entity, row.entity_id, row.version, row.op, row.reason, row.position)
+    for entity, entity_id, _audience, position, version, op, reason, data in rows:
+        if op == "upsert" and data is None:
+            raise RuntimeError(f"feed row without a payload: {entity} {entity_id}")
+        key = (entity, entity_id)
         current = by_record.get(key)
         if (
             current is None
-            or (current.op == "delete" and change.op == "upsert")
-            or (current.op == change.op and change.position > current.position)
+            or (current.op == "delete" and op == "upsert")
+            or (current.op == op and position > current.position)
         ):
-            by_record[key] = change
-    return sorted(by_record.values(), key=lambda c: c.position)
+            by_record[key] = Change(entity, entity_id, version, op, reason, position, data)
+    return sorted(by_record.values(), key=_BY_POSITION)
+
+
+_BY_POSITION = operator.attrgetter("position")
 
 
 def _evict_page(

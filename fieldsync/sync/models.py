@@ -1,4 +1,5 @@
-"""Sync tables: the feed counter, the change feed, devices' mutation log, conflicts, events."""
+"""Sync tables: the feed counter, the change feed and its payloads, devices' mutation log,
+conflicts, events."""
 
 from __future__ import annotations
 
@@ -41,6 +42,23 @@ class FeedEntry(Base):
     op: Mapped[str] = mapped_column(String(8))  # upsert | delete
     reason: Mapped[str | None] = mapped_column(String(16))  # deleted | out_of_scope
     changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class FeedPayload(Base):
+    """A record's wire form (the `data` of its upserts) at its latest version, serialized once
+    when its change is sealed into the feed and shared by the rows of all its audiences: a pull
+    copies it into the response as it is. TEXT, not JSON, so that the database hands it back
+    without parsing. Deleted records have none (their tombstones carry no data).
+
+    A change to an entity's `serialize` (a field more, a field renamed) must come with a
+    migration that calls `fieldsync.sync.feed.backfill_payloads`, or pulls go on sending the
+    old form of every record until it changes."""
+
+    __tablename__ = "sync_payloads"
+    entity: Mapped[str] = mapped_column(String(32), primary_key=True)
+    entity_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    data: Mapped[str] = mapped_column(Text)
 
 
 class DeviceSyncState(Base):

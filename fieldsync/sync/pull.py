@@ -1,19 +1,18 @@
-"""Pull: one page of the device's changes, with the records' current data."""
+"""Pull: one page of the device's changes as the response body, built from the records' stored
+wire forms (no record is loaded, decoded or encoded)."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm import Session
 
 from fieldsync.clock import isoformat
 from fieldsync.errors import DomainError
 from fieldsync.org.models import Role
-from fieldsync.sync import registry
-from fieldsync.sync.feed import decode_cursor, encode_cursor, read_page
+from fieldsync.sync.feed import Change, decode_cursor, encode_cursor, read_page
 
 
 def audiences_of(principal: Any) -> list[str]:
@@ -33,7 +32,8 @@ def pull(
     limit: int,
     now: datetime,
     config: Any,
-) -> dict[str, Any]:
+) -> str:
+    """The JSON body of one page (PROTOCOL.md §2), ready to send."""
     if not 1 <= limit <= config.sync_page_max:
         raise DomainError("sync.limit_out_of_range", max=config.sync_page_max)
     device_id = str(principal.device.id)
@@ -48,38 +48,40 @@ def pull(
         now=now,
         retention=timedelta(days=config.sync_retention_days),
     )
-    wanted: dict[str, list[Any]] = defaultdict(list)
-    for change in page.changes:
+    envelope = json.dumps(
+        {
+            "protocol": 1,
+            "cursor": encode_cursor(page.cursor, secret=secret),
+            "has_more": page.has_more,
+            "server_time": isoformat(now),
+        }
+    )
+    return _body(envelope, page.changes)
+
+
+def _body(envelope: str, changes: list[Change]) -> str:
+    """The envelope with the changes spliced in, each upsert around its stored payload. Built
+    as pieces joined once: formatting each payload into its change would copy it twice."""
+    parts = [envelope[:-1], ',"changes":[']
+    separator = ""
+    for change in changes:
         if change.op == "upsert":
-            wanted[change.entity].append(change.entity_id)
-    loaded: dict[tuple[str, Any], Any] = {}
-    for name, ids in wanted.items():
-        spec = registry.entity(name)
-        assert spec is not None, name
-        model: Any = spec.model
-        stmt = select(model)
-        if "field_clocks" in model.__table__.c:
-            # merge bookkeeping, never sent: not worth decoding for every record of a page
-            stmt = stmt.options(defer(model.field_clocks))
-        for start in range(0, len(ids), 1000):
-            for record in session.scalars(stmt.where(model.id.in_(ids[start : start + 1000]))):
-                loaded[(name, record.id)] = record
-    changes = []
-    for change in page.changes:
-        item: dict[str, Any] = {"entity": change.entity, "id": str(change.entity_id)}
-        record = loaded.get((change.entity, change.entity_id))
-        visible = record is not None and getattr(record, "deleted_at", None) is None
-        if change.op == "upsert" and visible:
-            spec = registry.entity(change.entity)
-            assert spec is not None
-            item.update(version=record.version, op="upsert", data=spec.serialize(record))
+            # entity names are identifiers of the code and ids UUIDs: nothing in them to escape
+            parts.append(
+                f'{separator}{{"entity":"{change.entity}","id":"{change.entity_id}",'
+                f'"version":{change.version},"op":"upsert","data":'
+            )
+            parts.append(change.data)  # type: ignore[arg-type]
+            parts.append("}")
         else:
-            item.update(version=change.version, op="delete", reason=change.reason or "deleted")
-        changes.append(item)
-    return {
-        "protocol": 1,
-        "cursor": encode_cursor(page.cursor, secret=secret),
-        "has_more": page.has_more,
-        "server_time": isoformat(now),
-        "changes": changes,
-    }
+            tombstone = {
+                "entity": change.entity,
+                "id": str(change.entity_id),
+                "version": change.version,
+                "op": "delete",
+                "reason": change.reason or "deleted",
+            }
+            parts.append(separator + json.dumps(tombstone))
+        separator = ","
+    parts.append("]}")
+    return "".join(parts)

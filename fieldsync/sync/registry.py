@@ -31,6 +31,7 @@ class ActionContext:
 class SyncedEntity:
     name: str
     model: type
+    # the record as devices receive it (`data`): stored at every change (sync.models.FeedPayload)
     serialize: Callable[[Any], dict[str, Any]]
     # device-written fields; empty for reference data, which devices only receive
     fields: Mapping[str, FieldSpec] = field(default_factory=dict)

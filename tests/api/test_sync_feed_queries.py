@@ -19,11 +19,12 @@ from sqlalchemy import Select, event
 from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.sql import operators, visitors
 from sqlalchemy.sql.elements import BinaryExpression, ColumnClause
+from sqlalchemy.sql.selectable import Join
 
 from fieldsync.demo import STREET_B_CODE, demo_uuid
 from fieldsync.org.models import Person, Team
 from fieldsync.sync.hlc import HLC
-from fieldsync.sync.models import FeedEntry
+from fieldsync.sync.models import FeedEntry, FeedPayload
 
 FEED = FeedEntry.__table__
 EQUALS = {operator.eq, operators.eq, operators.in_op}
@@ -49,12 +50,24 @@ def _pinned(select: Select[Any]) -> tuple[set[str], set[str]]:
     return fixed, bounded
 
 
+def _reads_feed(select: Select[Any]) -> bool:
+    """Does this SELECT read sync_feed itself (in its FROM, or joined there)?"""
+
+    def holds_feed(source: Any) -> bool:
+        if isinstance(source, Join):
+            return holds_feed(source.left) or holds_feed(source.right)
+        return bool(source == FEED)  # annotated copies compare equal, never identical
+
+    return any(holds_feed(source) for source in select.get_final_froms())
+
+
 def unindexed_feed_reads(statements: list[Any]) -> list[str]:
-    """The SELECTs of sync_feed (also inside unions and subqueries) that pin no index prefix."""
+    """The SELECTs of sync_feed (also inside unions and subqueries, also joined to other
+    tables) that pin no index prefix."""
     bad = []
     for statement in statements:
         for element in visitors.iterate(statement):
-            if not isinstance(element, Select) or FEED not in element.get_final_froms():
+            if not isinstance(element, Select) or not _reads_feed(element):
                 continue
             fixed, bounded = _pinned(element)
             by_primary_key = {"entity", "entity_id"} <= fixed
@@ -127,6 +140,14 @@ def test_the_checker_sees_a_scan() -> None:
     )
     assert not unindexed_feed_reads(
         [select(FeedEntry).where(FeedEntry.entity == "x", FeedEntry.entity_id.in_([1]))]
+    )
+    # the pull joins the payloads: the feed is still what must be read by an index
+    joined = select(FeedEntry.entity, FeedPayload.data).outerjoin(
+        FeedPayload, FeedPayload.entity_id == FeedEntry.entity_id
+    )
+    assert unindexed_feed_reads([joined.where(FeedEntry.op == "upsert")])
+    assert not unindexed_feed_reads(
+        [joined.where(FeedEntry.audience == "all", FeedEntry.position > 0)]
     )
 
 

@@ -15,6 +15,7 @@ read could miss the matter, a later read see the inspection, and the cursor pass
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import uuid
@@ -90,13 +91,15 @@ def _pull_all(app: Any, principal: Any, cursor: str | None) -> tuple[set[str], s
     seen: set[str] = set()
     while True:
         with services.sessionmaker() as s:
-            page = pull(
-                s,
-                principal=principal,
-                cursor=cursor,
-                limit=1000,
-                now=utcnow(),
-                config=services.config,
+            page = json.loads(
+                pull(
+                    s,
+                    principal=principal,
+                    cursor=cursor,
+                    limit=1000,
+                    now=utcnow(),
+                    config=services.config,
+                )
             )
             s.rollback()
         seen |= {c["id"] for c in page["changes"] if c["entity"] in ("inspection", "matter")}
@@ -178,13 +181,15 @@ def test_changes_committed_during_a_pull_are_not_skipped(app: Any, demo: Any) ->
     def pull_once(cursor: str) -> tuple[set[str], str, bool]:
         with make() as s:
             pulling.append(s.connection())
-            page = pull(
-                s,
-                principal=principal,
-                cursor=cursor,
-                limit=1000,
-                now=utcnow(),
-                config=services.config,
+            page = json.loads(
+                pull(
+                    s,
+                    principal=principal,
+                    cursor=cursor,
+                    limit=1000,
+                    now=utcnow(),
+                    config=services.config,
+                )
             )
             s.rollback()
             pulling.clear()
