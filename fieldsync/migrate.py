@@ -19,7 +19,19 @@ def alembic_config(database_url: str) -> AlembicConfig:
 
 
 def upgrade(database_url: str, revision: str = "head") -> None:
+    """Migrate to `revision`; at head, also make what the schema's data needs from this code's
+    models: the stored wire forms (sync payloads) of records that have none yet."""
     command.upgrade(alembic_config(database_url), revision)
+    if revision == "head":
+        from fieldsync.db import make_engine, make_sessionmaker
+        from fieldsync.sync.feed import backfill_payloads
+
+        engine = make_engine(database_url)
+        try:
+            with make_sessionmaker(engine)() as session, session.begin():
+                backfill_payloads(session)
+        finally:
+            engine.dispose()
 
 
 @cache

@@ -195,9 +195,13 @@ def wire_text(data: Mapping[str, Any]) -> str:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
 
 
-def store_payloads(session: Session, records: Sequence[Synced]) -> None:
+def store_payloads(
+    session: Session, records: Sequence[Synced], *, replace: bool = True
+) -> dict[tuple[str, Any], str]:
     """Store the wire form of these live, flushed records: their entity's `serialize` (the one
-    push answers with), encoded once here so that no pull decodes or encodes a record."""
+    push answers with), encoded once here so that no pull decodes or encodes a record. Returns
+    the texts by (entity, id). Without `replace`, a payload already stored is kept (a filler
+    must never overwrite what a concurrent seal wrote of a newer version)."""
     values = []
     for record in records:
         spec = registry.entity(record.__sync_entity__)
@@ -211,13 +215,17 @@ def store_payloads(session: Session, records: Sequence[Synced]) -> None:
             }
         )
     if not values:
-        return
+        return {}
     stmt = upsert_insert(session, FeedPayload.__table__)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["entity", "entity_id"],
-        set_={"version": stmt.excluded.version, "data": stmt.excluded.data},
-    )
+    if replace:
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["entity", "entity_id"],
+            set_={"version": stmt.excluded.version, "data": stmt.excluded.data},
+        )
+    else:
+        stmt = stmt.on_conflict_do_nothing(index_elements=["entity", "entity_id"])
     session.execute(stmt, values)  # executemany, as the feed rows in `seal`
+    return {(v["entity"], v["entity_id"]): v["data"] for v in values}
 
 
 def _reload_relationships(session: Session, records: Sequence[Synced]) -> None:
@@ -243,9 +251,11 @@ def _has_relationships(model: type) -> bool:
 
 
 def backfill_payloads(session: Session, *, batch: int = 500) -> int:
-    """Store the payload of every record the feed holds an upsert of, `batch` records at a time
-    (keyset-paged through the feed's primary key, the session emptied after each batch): for a
-    database that had a feed before payloads existed. Returns how many were stored."""
+    """Store the payload of every record the feed holds an upsert of and no payload yet,
+    `batch` records at a time (keyset-paged through the feed's primary key, the session emptied
+    after each batch): for a database whose feed predates payloads. Run by `fieldsync migrate`
+    once the schema is at head (the models then match the tables); the pull fills any record
+    still without one. Returns how many were stored."""
     stored = 0
     for name, spec in sorted(registry.all_entities().items()):
         model: Any = spec.model
@@ -253,7 +263,18 @@ def backfill_payloads(session: Session, *, batch: int = 500) -> int:
         while True:
             stmt = (
                 select(FeedEntry.entity_id)
-                .where(FeedEntry.entity == name, FeedEntry.op == "upsert")
+                .outerjoin(
+                    FeedPayload,
+                    and_(
+                        FeedPayload.entity == FeedEntry.entity,
+                        FeedPayload.entity_id == FeedEntry.entity_id,
+                    ),
+                )
+                .where(
+                    FeedEntry.entity == name,
+                    FeedEntry.op == "upsert",
+                    FeedPayload.entity_id.is_(None),
+                )
                 .distinct()
                 .order_by(FeedEntry.entity_id)
                 .limit(batch)
@@ -265,11 +286,32 @@ def backfill_payloads(session: Session, *, batch: int = 500) -> int:
                 break
             records = session.scalars(select(model).where(model.id.in_(ids))).all()
             live = [r for r in records if getattr(r, "deleted_at", None) is None]
-            store_payloads(session, live)
-            stored += len(live)
+            stored += len(store_payloads(session, live, replace=False))
             session.expunge_all()
             after = ids[-1]
     return stored
+
+
+def _with_payloads(session: Session, changes: list[Change]) -> list[Change]:
+    """Upserts whose record has no stored wire form yet (a database upgraded from before
+    payloads whose backfill has not run): made and kept now, as `seal` would have."""
+    missing: dict[str, list[Any]] = {}
+    for change in changes:
+        if change.op == "upsert" and change.data is None:
+            missing.setdefault(change.entity, []).append(change.entity_id)
+    if not missing:
+        return changes
+    texts: dict[tuple[str, Any], str] = {}
+    for name, ids in missing.items():
+        model: Any = registry.entity(name).model  # type: ignore[union-attr]
+        records = session.scalars(select(model).where(model.id.in_(ids))).all()
+        texts.update(store_payloads(session, records, replace=False))
+    return [
+        c._replace(data=texts[(c.entity, c.entity_id)])
+        if c.op == "upsert" and c.data is None
+        else c
+        for c in changes
+    ]
 
 
 def _ensure_counter(session: Session) -> None:
@@ -409,7 +451,7 @@ def _changes_page(session: Session, *, cursor: Cursor, top: int, limit: int, now
         # Every audience was read to its end, in a snapshot taken after `top` was read: all
         # positions up to `top` had committed by then, so nothing at or below it is missed.
         cut = max([top, *(r.position for r in rows)])
-    changes = _collapse(rows)
+    changes = _with_payloads(session, _collapse(rows))
     positions = {a: max(p, cut) for a, p in cursor.positions.items()}
     return Page(changes, Cursor(cursor.device_id, positions, {}, int(now.timestamp())), has_more)
 
@@ -473,8 +515,6 @@ def _collapse(rows: Sequence[Any]) -> list[Change]:
     """One change per record; if any of the device's audiences still sees it, it is an upsert."""
     by_record: dict[tuple[str, Any], Change] = {}
     for entity, entity_id, _audience, position, version, op, reason, data in rows:
-        if op == "upsert" and data is None:
-            raise RuntimeError(f"feed row without a payload: {entity} {entity_id}")
         key = (entity, entity_id)
         current = by_record.get(key)
         if (

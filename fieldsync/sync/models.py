@@ -51,8 +51,9 @@ class FeedPayload(Base):
     without parsing. Deleted records have none (their tombstones carry no data).
 
     A change to an entity's `serialize` (a field more, a field renamed) must come with a
-    migration that calls `fieldsync.sync.feed.backfill_payloads`, or pulls go on sending the
-    old form of every record until it changes."""
+    migration that deletes that entity's rows here: `fieldsync migrate` then stores them anew
+    from the records (`fieldsync.sync.feed.backfill_payloads`), or pulls go on sending the old
+    form of every record until it changes."""
 
     __tablename__ = "sync_payloads"
     entity: Mapped[str] = mapped_column(String(32), primary_key=True)

@@ -1,6 +1,6 @@
-"""Payloads for a database whose feed predates them: the migration that adds `sync_payloads`
-fills it from the records, a batch at a time, so that an upgraded database serves pulls at once.
-"""
+"""Payloads for a database whose feed predates them: `fieldsync migrate` fills them from the
+records once the schema is at head, a batch at a time, so that an upgraded database serves pulls
+at once; and a pull that meets a record without one makes and keeps it."""
 
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ def _serialized(session: Session) -> dict[tuple[str, uuid.UUID], tuple[int, Any]
     return out
 
 
-def test_the_migration_fills_payloads_from_the_records(tmp_path: Path) -> None:
+def test_migrating_fills_payloads_from_the_records(tmp_path: Path) -> None:
     with own_database(tmp_path) as url:
         upgrade(url)
         engine = make_engine(url)
@@ -112,3 +112,17 @@ def test_the_backfill_pages_through_the_feed(app: Any, demo: Any, session: Sessi
     assert stored == len(expected)
     assert _payloads(session) == expected == _serialized(session)
     assert {("inspection", i) in expected for i in ids} == {True, False}
+
+
+def test_a_pull_makes_a_missing_payload(app: Any, api: Any, demo: Any, session: Session) -> None:
+    with session.begin():
+        (iid,) = _inspections(session, 1, deleted=0)
+    with session.begin():
+        expected = _payloads(session)[("inspection", iid)]
+        session.execute(delete(FeedPayload))  # as a database upgraded without the backfill
+    resp = api.get("/sync/pull?limit=1000", "cg_liu")
+    assert resp.status_code == 200
+    pulled = {(c["entity"], c["id"]): c for c in resp.get_json()["changes"]}
+    assert pulled[("inspection", str(iid))]["data"] == expected[1]
+    session.expire_all()
+    assert _payloads(session)[("inspection", iid)] == expected  # kept for the next pull
