@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,9 +20,6 @@ log = logging.getLogger(__name__)
 DERIVATIVES_JOB = "evidence.derivatives"
 EXPIRY_JOB = "uploads.expire"
 PRUNE_JOB = "sync.prune"
-DERIVATIVES_EVERY_SECONDS = 30
-EXPIRY_EVERY_MINUTES = 15
-PRUNE_EVERY_HOURS = 6
 
 
 def blobstore(services: Any) -> BlobStore:
@@ -59,12 +57,17 @@ def prune_sync(services: Any, *, now: datetime | None = None) -> int:
         return sum(prune(session, now=now or utcnow(), retention=retention).values())
 
 
-def run_all(services: Any, *, now: datetime | None = None) -> dict[str, int]:
+def schedule() -> dict[str, tuple[Callable[[Any], int], timedelta]]:
+    """Every job by its id, with how often it runs, in the order `run-jobs` runs them."""
     return {
-        EXPIRY_JOB: expire_uploads(services, now=now),
-        DERIVATIVES_JOB: make_derivatives(services),
-        PRUNE_JOB: prune_sync(services, now=now),
+        EXPIRY_JOB: (expire_uploads, timedelta(minutes=15)),
+        DERIVATIVES_JOB: (make_derivatives, timedelta(seconds=30)),
+        PRUNE_JOB: (prune_sync, timedelta(hours=6)),
     }
+
+
+def run_all(services: Any) -> dict[str, int]:
+    return {name: job(services) for name, (job, _every) in schedule().items()}
 
 
 def _guarded(job: Any, services: Any) -> None:
@@ -82,30 +85,15 @@ def start_scheduler(services: Any) -> Any:
     scheduler = BackgroundScheduler(
         timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1}
     )
-    scheduler.add_job(
-        _guarded,
-        "interval",
-        seconds=DERIVATIVES_EVERY_SECONDS,
-        id=DERIVATIVES_JOB,
-        args=[make_derivatives, services],
-        next_run_time=datetime.now(UTC),
-    )
-    scheduler.add_job(
-        _guarded,
-        "interval",
-        minutes=EXPIRY_EVERY_MINUTES,
-        id=EXPIRY_JOB,
-        args=[expire_uploads, services],
-        next_run_time=datetime.now(UTC),
-    )
-    scheduler.add_job(
-        _guarded,
-        "interval",
-        hours=PRUNE_EVERY_HOURS,
-        id=PRUNE_JOB,
-        args=[prune_sync, services],
-        next_run_time=datetime.now(UTC),
-    )
+    for name, (job, every) in schedule().items():
+        scheduler.add_job(
+            _guarded,
+            "interval",
+            seconds=every.total_seconds(),
+            id=name,
+            args=[job, services],
+            next_run_time=datetime.now(UTC),
+        )
     scheduler.start()
     services.extras["scheduler"] = scheduler
     atexit.register(lambda: scheduler.shutdown(wait=False) if scheduler.running else None)
