@@ -59,26 +59,40 @@ class UploadRefused(Exception):
         self.error = error
 
 
-# --- after-commit actions -------------------------------------------------------------------
+# --- file actions that follow the transaction's outcome --------------------------------------
 
-_AFTER_COMMIT = "fieldsync.evidence.after_commit"
+_ACTIONS = {
+    "commit": "fieldsync.evidence.after_commit",
+    "rollback": "fieldsync.evidence.after_rollback",
+}
 
 
 def after_commit(session: Session, action: Callable[[], None]) -> None:
     """Run `action` once the session's transaction commits; forget it on rollback (files are
     deleted only when the rows that name them are gone for good)."""
-    session.info.setdefault(_AFTER_COMMIT, []).append(action)
+    session.info.setdefault(_ACTIONS["commit"], []).append(action)
 
 
-@event.listens_for(Session, "after_commit")
-def _run_after_commit(session: Session) -> None:
-    for action in session.info.pop(_AFTER_COMMIT, []):
+def after_rollback(session: Session, action: Callable[[], None]) -> None:
+    """Run `action` if the session's transaction rolls back; forget it on commit (a file made
+    for rows that never came to be)."""
+    session.info.setdefault(_ACTIONS["rollback"], []).append(action)
+
+
+def _settle(session: Session, outcome: str) -> None:
+    actions = {key: session.info.pop(name, []) for key, name in _ACTIONS.items()}
+    for action in actions[outcome]:
         action()
 
 
+@event.listens_for(Session, "after_commit")
+def _committed(session: Session) -> None:
+    _settle(session, "commit")
+
+
 @event.listens_for(Session, "after_rollback")
-def _forget_after_commit(session: Session) -> None:
-    session.info.pop(_AFTER_COMMIT, None)
+def _rolled_back(session: Session) -> None:
+    _settle(session, "rollback")
 
 
 # --- parsing headers ------------------------------------------------------------------------
@@ -263,24 +277,10 @@ def create(
     with open(path, "xb") as f:
         os.fsync(f.fileno())
     # a creation that does not commit leaves no file behind
-    session.info.setdefault(_ON_ROLLBACK, []).append(lambda: path.unlink(missing_ok=True))
+    after_rollback(session, lambda: path.unlink(missing_ok=True))
     if length == 0:
         finish(session, ctx, upload)  # refuses: an empty file is never evidence
     return upload
-
-
-_ON_ROLLBACK = "fieldsync.evidence.on_rollback"
-
-
-@event.listens_for(Session, "after_rollback")
-def _run_on_rollback(session: Session) -> None:
-    for action in session.info.pop(_ON_ROLLBACK, []):
-        action()
-
-
-@event.listens_for(Session, "after_commit")
-def _forget_on_rollback(session: Session) -> None:
-    session.info.pop(_ON_ROLLBACK, None)
 
 
 def get(
