@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -156,18 +157,25 @@ def _place(record: Any) -> tuple[str, str, dict[str, Any] | None]:
     return record.__sync_entity__, str(record.id), record.location
 
 
-def _places(session: Session, upload: Upload) -> list[tuple[str, str, dict[str, Any] | None]]:
+def _places(
+    session: Session, *, street_id: Any, sha256: str, also: Iterable[Any] = ()
+) -> list[tuple[str, str, dict[str, Any] | None]]:
+    """Where the street's records a photo belongs to say they were: those naming it, and
+    `also` (a record not flushed yet, the inspection an upload names)."""
+    linked = links.linked_records(session, sha256, street_id=street_id)
+    records = {(r.__sync_entity__, r.id): r for r in [*linked, *also]}
+    return sorted(_place(r) for r in records.values())
+
+
+def _named_inspection(session: Session, upload: Upload) -> list[Any]:
+    """The inspection the upload's metadata names, if it is the street's."""
     from fieldsync.inspections.models import Inspection
 
-    records: dict[tuple[str, str], Any] = {}
     inspection_id = (upload.meta or {}).get("inspection_id")
-    if inspection_id:
-        inspection = session.get(Inspection, uuid.UUID(inspection_id))
-        if inspection is not None and inspection.street_id == upload.street_id:
-            records[("inspection", str(inspection.id))] = inspection
-    for record in links.linked_records(session, upload.sha256, street_id=upload.street_id):
-        records[(record.__sync_entity__, str(record.id))] = record
-    return [_place(r) for _key, r in sorted(records.items())]
+    inspection = session.get(Inspection, uuid.UUID(inspection_id)) if inspection_id else None
+    return (
+        [inspection] if inspection is not None and inspection.street_id == upload.street_id else []
+    )
 
 
 def record_changed(session: Session, record: Any, *, config: Config) -> None:
@@ -190,17 +198,15 @@ def record_changed(session: Session, record: Any, *, config: Config) -> None:
     for evidence in held:
         if evidence.lat is None or links.sealed(session, evidence):
             continue  # no EXIF position to compare; or kept as it was (留存备查)
-        records = {
-            (r.__sync_entity__, r.id): r
-            for r in links.linked_records(session, evidence.sha256, street_id=evidence.street_id)
-        }
-        records[(record.__sync_entity__, record.id)] = record  # perhaps not flushed yet
+        places = _places(
+            session, street_id=evidence.street_id, sha256=evidence.sha256, also=[record]
+        )
         flags = discrepancy_flags(
             taken_at=evidence.exif_taken_at,
             lat=evidence.lat,
             lon=evidence.lon,
             captured_at=evidence.captured_at,
-            places=sorted(_place(r) for r in records.values()),
+            places=places,
             config=config,
         )
         if flags != evidence.flags:
@@ -247,7 +253,12 @@ def record_verified(
             lat=facts.lat,
             lon=facts.lon,
             captured_at=captured_at,
-            places=_places(session, upload),
+            places=_places(
+                session,
+                street_id=upload.street_id,
+                sha256=upload.sha256,
+                also=_named_inspection(session, upload),
+            ),
             config=config,
         ),
         review_state="pending",
