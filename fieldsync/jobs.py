@@ -13,7 +13,6 @@ from typing import Any
 import click
 
 from fieldsync.clock import utcnow
-from fieldsync.evidence.blobstore import BlobStore, blobstore_from_url
 
 log = logging.getLogger(__name__)
 
@@ -22,21 +21,15 @@ EXPIRY_JOB = "uploads.expire"
 PRUNE_JOB = "sync.prune"
 
 
-def blobstore(services: Any) -> BlobStore:
-    """The one BlobStore of this process, made on first use from the configuration."""
-    store = services.extras.get("blobstore")
-    if store is None:
-        store = blobstore_from_url(services.config.blobstore_url, services.config.data_dir)
-        services.extras["blobstore"] = store
-    return store
-
-
 def make_derivatives(services: Any, *, limit: int = 50) -> int:
     """Thumbnails and GPS-free display copies for evidence that has none yet."""
     from fieldsync.evidence.derivatives import make_derivatives as derive
 
     return derive(
-        services.sessionmaker, store=blobstore(services), config=services.config, limit=limit
+        services.sessionmaker,
+        store=services.extras["blobstore"],
+        config=services.config,
+        limit=limit,
     )
 
 
