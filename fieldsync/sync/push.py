@@ -13,7 +13,7 @@ import marshmallow as ma
 from sqlalchemy import event, select
 from sqlalchemy.orm import ORMExecuteState, Session
 
-from fieldsync.clock import as_utc, isoformat
+from fieldsync.clock import isoformat, parse_rfc3339
 from fieldsync.db import Base
 from fieldsync.errors import DomainError, flag
 from fieldsync.identity.models import Device
@@ -281,7 +281,7 @@ def _parse_time(value: Any) -> datetime:
             "sync.invalid_mutation", errors={"device_time": ["RFC 3339 time required"]}
         )
     try:
-        return as_utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
+        return parse_rfc3339(value)
     except ValueError:
         raise DomainError(
             "sync.invalid_mutation", errors={"device_time": ["RFC 3339 time with offset required"]}
@@ -571,7 +571,7 @@ def _from_wire(record: Any, name: str, value: Any) -> Any:
     if value is None:
         return None
     if python_type is datetime:
-        return as_utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
+        return parse_rfc3339(value)
     if python_type is uuid.UUID:
         return uuid.UUID(value)
     return value

@@ -111,6 +111,15 @@ REJECTED: dict[str, tuple[Case, str]] = {
         lambda w: {"entity_id": w.iid, "base_version": 1, "device_time": None, "set": {}},
         "sync.invalid_mutation",
     ),
+    "device_time out of range once in UTC": (
+        lambda w: {
+            "entity_id": w.iid,
+            "base_version": 1,
+            "device_time": "9999-12-31T23:59:59-05:00",
+            "set": {},
+        },
+        "sync.invalid_mutation",
+    ),
     "null type": (
         lambda w: {"type": None, "entity_id": w.iid, "base_version": 1},
         "sync.unknown_type",
