@@ -17,8 +17,8 @@ from fieldsync.cases.models import Case, CaseNumberCounter, CaseOfficer
 from fieldsync.db import upsert_insert
 from fieldsync.errors import DomainError
 from fieldsync.inspections.models import Inspection
-from fieldsync.inspections.rule_check import load_matters, matter_facts
 from fieldsync.org.models import Department, Person, PersonRole, Role, Street
+from fieldsync.org.reference import reference_reads
 from fieldsync.rules.case_states import CaseAction, CaseState, format_case_number, transition
 from fieldsync.rules.diversion import Finding, route
 from fieldsync.sync.models import Event
@@ -70,9 +70,10 @@ def _divert(
     ]
     if not findings and inspection.matter_code:
         findings = [(str(inspection.id), inspection.matter_code)]
-    matters = load_matters(session, [code for _, code in findings])
+    reads = reference_reads(session)
+    matters = reads.matters(code for _, code in findings)
     done = set(session.scalars(select(Case.finding_id).where(Case.inspection_id == inspection.id)))
-    routes = route(Finding(fid, matter_facts(matters[code])) for fid, code in findings)
+    routes = route(Finding(fid, reads.matter_facts(code)) for fid, code in findings)
     codes = dict(findings)
     officers = {inspection.created_by_id} | {uuid.UUID(str(p)) for p in inspection.present or []}
     created: list[Case] = []

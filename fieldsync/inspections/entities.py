@@ -8,12 +8,13 @@ from datetime import datetime
 from typing import Any
 
 import marshmallow as ma
-from sqlalchemy import select
 
 from fieldsync.clock import isoformat
 from fieldsync.errors import DomainError
 from fieldsync.inspections.models import Inspection, Report
-from fieldsync.org.models import Grid, Matter, Person, Role
+from fieldsync.inspections.rule_check import await_review, check
+from fieldsync.org.models import Grid, Role
+from fieldsync.org.reference import reference_reads
 from fieldsync.sync.merge import FieldSpec, Policy
 from fieldsync.sync.registry import ActionContext, SyncedEntity, register
 
@@ -228,25 +229,11 @@ def _authorize_inspection(ctx: ActionContext, record: Inspection) -> None:
 
 def _check_inspection(ctx: ActionContext, values: Mapping[str, Any]) -> None:
     """References must exist: the matters of the inspection and its findings, the people."""
+    reads = reference_reads(ctx.session)
     codes = {values.get("matter_code")} | {f["matter_code"] for f in values.get("findings") or []}
     codes.discard(None)
-    if codes:
-        known = set(ctx.session.scalars(select(Matter.code).where(Matter.code.in_(codes))))
-        for code in sorted(codes - known):
-            raise DomainError("org.unknown_matter", code=code)
-    present = values.get("present") or []
-    if present:
-        ids = [uuid.UUID(p) for p in present]
-        known_people = set(
-            ctx.session.scalars(
-                select(Person.id).where(
-                    Person.id.in_(ids), Person.street_id == ctx.principal.street_id
-                )
-            )
-        )
-        for pid in ids:
-            if pid not in known_people:
-                raise DomainError("inspection.unknown_person", id=str(pid))
+    reads.matters(codes)
+    reads.people(values.get("present") or [], street_id=ctx.principal.street_id)
     finding_ids = {f["id"] for f in values.get("findings") or []}
     for m in values.get("measures") or []:
         if m.get("finding_id") and m["finding_id"] not in finding_ids:
@@ -267,7 +254,6 @@ def _submit_inspection(ctx: ActionContext, record: Inspection, mutation: Mapping
     if not record.matter_code and not record.findings:
         raise DomainError("inspection.incomplete")
     from fieldsync.cases.service import divert
-    from fieldsync.inspections.rule_check import await_review, check
 
     check(ctx.session, record)
     record.status = "submitted"
@@ -338,8 +324,6 @@ def _after_change(ctx: ActionContext, record: Inspection | Report) -> None:
 
 
 def _after_inspection_change(ctx: ActionContext, record: Inspection) -> None:
-    from fieldsync.inspections.rule_check import check
-
     # no autoflush: a flush here would bump the version a second time for one mutation
     with ctx.session.no_autoflush:
         _after_change(ctx, record)

@@ -16,23 +16,18 @@ phone shows; what counts for the law is per finding: every finding keeps its own
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fieldsync.errors import DomainError, flag
+from fieldsync.errors import flag
 from fieldsync.inspections.models import Inspection
-from fieldsync.org.models import Matter, Person, RosterPeriod
+from fieldsync.org.reference import reference_reads
 from fieldsync.rules.measures import Flag, check_measures
 from fieldsync.rules.second_inspector import (
-    CertificateFacts,
     Decision,
-    DepartmentKind,
-    MatterFacts,
-    PersonFacts,
     Tier,
     decide,
 )
@@ -54,87 +49,6 @@ AWAITING_CAPTAIN = "awaiting_captain"
 PENDING = "pending"
 # weakest first
 TIER_ORDER = (Tier.REFERRAL, Tier.INVESTIGATION, Tier.INSPECTION, Tier.ENFORCEMENT)
-
-
-def matter_facts(matter: Matter) -> MatterFacts:
-    return MatterFacts(
-        code=matter.code,
-        department_code=matter.department.code,
-        department_kind=DepartmentKind(matter.department.kind.value),
-        allowed_measures=matter.allowed_measures or None,
-    )
-
-
-def person_facts(person: Person, period: RosterPeriod | None = None) -> PersonFacts:
-    """The rule's view of a person: as of `period` (their roster at the time), else as now."""
-    department = period.department if period is not None else person.department
-    roles = period.roles if period is not None else [r.value for r in person.roles]
-    return PersonFacts(
-        id=str(person.id),
-        department_code=department.code if department else None,
-        department_kind=DepartmentKind(department.kind.value) if department else None,
-        roles=frozenset(roles),
-        certificates=tuple(
-            CertificateFacts(c.number, c.valid_from, c.valid_to, c.revoked_at)
-            for c in person.certificates
-        ),
-        active=period.active if period is not None else person.active,
-    )
-
-
-def roster_at(
-    session: Session, person_ids: Iterable[uuid.UUID], at: datetime
-) -> dict[uuid.UUID, RosterPeriod]:
-    """Each person's roster period valid at `at` ([valid_from, valid_to), open at either end).
-
-    Every period of these people is read (a few each) and the one for `at` chosen here: the
-    statement is then the same for every inspection naming them, which a push answers once
-    (fieldsync.sync.push memoises reads of reference data)."""
-    ids = sorted(set(person_ids))
-    if not ids:
-        return {}
-    rows = session.scalars(
-        select(RosterPeriod).where(RosterPeriod.person_id.in_(ids)).order_by(RosterPeriod.id)
-    )
-    return {
-        p.person_id: p
-        for p in rows
-        if (p.valid_from is None or p.valid_from <= at) and (p.valid_to is None or p.valid_to > at)
-    }
-
-
-def load_matters(session: Session, codes: Iterable[str]) -> dict[str, Matter]:
-    wanted = sorted(set(codes))
-    rows = session.scalars(select(Matter).where(Matter.code.in_(wanted))) if wanted else []
-    matters = {m.code: m for m in rows}
-    for code in wanted:
-        if code not in matters:
-            raise DomainError("org.unknown_matter", code=code)
-    return matters
-
-
-def load_present(
-    session: Session, ids: Sequence[Any], *, street_id: uuid.UUID, at: datetime
-) -> list[PersonFacts]:
-    """The people named present as the roster knew them at `at`, in the order given
-    (duplicates kept: the rule counts once). Someone with no roster history (made outside the
-    org service) is read as they are now."""
-    people_ids = [uuid.UUID(str(i)) for i in ids]
-    rows = (
-        session.scalars(
-            select(Person).where(
-                Person.id.in_(sorted(set(people_ids))), Person.street_id == street_id
-            )
-        )
-        if people_ids
-        else []
-    )
-    people = {p.id: p for p in rows}
-    for pid in people_ids:
-        if pid not in people:
-            raise DomainError("inspection.unknown_person", id=str(pid))
-    periods = roster_at(session, people, at)
-    return [person_facts(people[pid], periods.get(pid)) for pid in people_ids]
 
 
 def _as_flag(f: Flag) -> dict[str, Any]:
@@ -163,8 +77,10 @@ def _check(session: Session, inspection: Inspection) -> None:
         inspection.decisions = []
         _set_flags(inspection, [])
         return
-    matters = {c: matter_facts(m) for c, m in load_matters(session, codes).items()}
-    present = load_present(session, inspection.present or [], street_id=inspection.street_id, at=at)
+    reads = reference_reads(session)
+    reads.matters(codes)
+    matters = {c: reads.matter_facts(c) for c in codes}
+    present = reads.present(inspection.present or [], street_id=inspection.street_id, at=at)
 
     by_finding: dict[str, Decision] = {}
     stored: list[dict[str, Any]] = []
@@ -242,6 +158,6 @@ def second_inspector(
     street_id: uuid.UUID,
 ) -> Decision:
     """The rule for a matter and people of the caller's street at `at` (PROTOCOL.md §6)."""
-    matter = load_matters(session, [matter_code])[matter_code]
-    people = load_present(session, present, street_id=street_id, at=at)
-    return decide(matter_facts(matter), people, at)
+    reads = reference_reads(session)
+    matter = reads.matter_facts(matter_code)
+    return decide(matter, reads.present(present, street_id=street_id, at=at), at)

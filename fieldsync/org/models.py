@@ -198,8 +198,6 @@ class RosterPeriod(Base):
     """
 
     __tablename__ = "roster_periods"
-    # reference data: a sync push never writes it, so may answer repeated reads from memory
-    __reference_data__ = True
     __table_args__ = (
         CheckConstraint(
             "valid_from IS NULL OR valid_to IS NULL OR valid_to > valid_from", name="valid_period"

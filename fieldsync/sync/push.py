@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import marshmallow as ma
-from sqlalchemy import event, select
-from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from fieldsync.clock import isoformat, parse_rfc3339
-from fieldsync.db import Base
 from fieldsync.errors import DomainError, flag
 from fieldsync.identity.models import Device
+from fieldsync.org.reference import references_read_once
 from fieldsync.sync import registry
 from fieldsync.sync.hlc import HLC
 from fieldsync.sync.merge import FieldState, LostValue, MergeRefused, merge
@@ -82,8 +81,9 @@ def push(
     # Nothing a mutation reads depends on the rows earlier mutations of this push wrote but
     # did not flush: their records are in `records`, their ids in `logged`, reference data and
     # evidence do not change here. So no flush per query: the log rows, records and events
-    # are written together by the flush below (batched INSERTs), not one by one.
-    with session.no_autoflush, _reference_reads_memoised(session):
+    # are written together by the flush below (batched INSERTs), not one by one. Reference
+    # data is read once for the whole push.
+    with session.no_autoflush, references_read_once(session):
         for m in fresh:
             seq = int(m["device_seq"])
             result, record_row, record = _apply_one(session, ctx_base, m, records, logged)
@@ -122,55 +122,6 @@ def push(
         "results": results,
         "missing_evidence": missing,
     }
-
-
-@contextmanager
-def _reference_reads_memoised(session: Session) -> Iterator[None]:
-    """Within the push, answer a repeated read of reference data from the first answer.
-
-    The entity hooks check every mutation's references (its matters, the people present, their
-    certificates) with their own queries: six per inspection, the bulk of a push's time. A push
-    never writes reference data, and an officer's batch names the same few matters and
-    colleagues over and over, so the same SELECT with the same parameters gets the same rows
-    for as long as the push runs. Only statements that read nothing but reference entities
-    (the registry's read-only ones, and models marked `__reference_data__`, such as the roster's
-    history) are memoised, never a lock or a relationship load.
-    """
-    reference = {spec.model for spec in registry.all_entities().values() if not spec.writable}
-    reference |= {
-        m.class_ for m in Base.registry.mappers if getattr(m.class_, "__reference_data__", False)
-    }
-    memo: dict[Any, Any] = {}
-
-    def answer(orm_context: ORMExecuteState) -> Any:
-        stmt = orm_context.statement
-        if (
-            not orm_context.is_select
-            or orm_context.is_relationship_load
-            or getattr(stmt, "_for_update_arg", None) is not None
-        ):
-            return None
-        mappers = orm_context.all_mappers
-        if not mappers or any(m.class_ not in reference for m in mappers):
-            return None
-        cache_key = stmt._generate_cache_key()
-        if cache_key is None:
-            return None
-        key = (
-            cache_key.key,
-            repr([bp.effective_value for bp in cache_key.bindparams]),
-            repr(sorted((orm_context.parameters or {}).items())),
-        )
-        frozen = memo.get(key)
-        if frozen is None:
-            frozen = memo[key] = orm_context.invoke_statement().freeze()
-        return frozen()
-
-    event.listen(session, "do_orm_execute", answer)
-    try:
-        yield
-    finally:
-        event.remove(session, "do_orm_execute", answer)
 
 
 def _logged_mutation_ids(session: Session, fresh: Sequence[Mapping[str, Any]]) -> set[uuid.UUID]:
