@@ -184,8 +184,10 @@ def record_changed(session: Session, record: Any, *, config: Config) -> None:
     photo arrived — the position flags of the photos the street already holds."""
     hashes = record.evidence or []
     state = sa_inspect(record)
+    if not hashes and state.pending:
+        return  # a new record naming no photo: nothing to link or check
     named_anew = state.attrs.evidence.history.has_changes()
-    if not hashes and (state.pending or not named_anew):
+    if not hashes and not named_anew:
         return  # it names no photo, and had none linked: nothing to link or check
     record.evidence_missing = links.missing(session, hashes, street_id=record.street_id)
     if named_anew:  # the links follow the list (JSON columns change only by assignment)

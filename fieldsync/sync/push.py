@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import marshmallow as ma
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from fieldsync.clock import isoformat, parse_rfc3339
@@ -78,6 +78,8 @@ def push(
     touched: dict[tuple[str, uuid.UUID], Any] = {}
     results: list[dict[str, Any]] = []
     applied_results: dict[int, dict[str, Any]] = {}
+    log_rows: list[dict[str, Any]] = []
+    conflicts: list[Conflict] = []
     # Nothing a mutation reads depends on the rows earlier mutations of this push wrote but
     # did not flush: their records are in `records`, their ids in `logged`, reference data and
     # evidence do not change here. So no flush per query: the log rows, records and events
@@ -97,13 +99,17 @@ def push(
                 received_at=now,
                 clock_skew_ms=skew_ms,
             )
-            session.add(MutationRecord(**record_row))
+            log_rows.append(record_row)
             logged.add(record_row["id"])
             if conflict is not None:
-                session.flush()  # the conflict names its mutation: the log row goes first
-                session.add(conflict)
+                conflicts.append(conflict)
             if record is not None and result["status"] != "rejected":
                 touched[(result["entity"], record.id)] = record
+    if log_rows:
+        # the log as one bulk INSERT (no object per row: nothing reads them back in this
+        # push); before the conflicts, which name their mutations
+        session.execute(insert(MutationRecord), log_rows)
+    session.add_all(conflicts)
     if fresh:
         state.last_device_seq = int(fresh[-1]["device_seq"])
     state.last_push_at = now
@@ -258,6 +264,9 @@ def _apply_one(
         "device_time": None,
         "entity": None,
         "entity_id": entity_id,
+        "code": None,
+        "message_en": None,
+        "message_zh": None,
     }
     try:
         if mutation_id in logged:
@@ -479,6 +488,9 @@ def _validated(spec: SyncedEntity, m: Mapping[str, Any]) -> tuple[dict, dict, di
     errors: dict[str, Any] = {}
     out: list[dict[str, Any]] = []
     for part, payload in (("set", set_), ("add", add)):
+        if not payload:
+            out.append({})
+            continue
         try:
             out.append(schema.load(payload, partial=True))
         except ma.ValidationError as e:
