@@ -47,3 +47,10 @@ def receive(last: HLC | None, remote: HLC, *, now_ms: int, node: str) -> HLC:
     if counter > MAX_COUNTER:
         return HLC(wall + 1, 0, node)
     return HLC(wall, counter, node)
+
+
+def capped(clock: HLC, *, limit_ms: int) -> HLC:
+    """The clock no later than `limit_ms`: the server counts a device's clock as at most its
+    own time plus the skew bound, so that a phone whose clock runs far ahead does not win every
+    concurrent edit for as long as its clock stays wrong."""
+    return clock if clock.wall_ms <= limit_ms else HLC(limit_ms, clock.counter, clock.node)

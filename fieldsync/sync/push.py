@@ -17,7 +17,7 @@ from fieldsync.errors import DomainError, flag
 from fieldsync.identity.models import Device
 from fieldsync.org.reference import references_read_once
 from fieldsync.sync import registry
-from fieldsync.sync.hlc import HLC
+from fieldsync.sync.hlc import HLC, capped
 from fieldsync.sync.merge import FieldState, LostValue, MergeRefused, merge
 from fieldsync.sync.models import (
     Conflict,
@@ -279,9 +279,12 @@ def _apply_one(
         if entity_id is None:
             raise DomainError("sync.invalid_mutation", errors={"entity_id": ["a UUID is required"]})
         try:
-            hlc = str(HLC.parse(str(m.get("hlc", ""))))
+            clock = HLC.parse(str(m.get("hlc", "")))
         except ValueError:
             raise DomainError("sync.invalid_hlc") from None
+        # what the merge and the field clocks use (the mutation as received keeps the original)
+        now, bound_s = ctx_base["now"], ctx_base["config"].clock_skew_flag_seconds
+        hlc = str(capped(clock, limit_ms=int(now.timestamp() * 1000) + bound_s * 1000))
         device_time = _parse_time(m.get("device_time"))
         row.update(hlc=hlc, device_time=device_time)
         base_version = m.get("base_version", 0)

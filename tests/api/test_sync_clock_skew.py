@@ -13,7 +13,8 @@ from sqlalchemy import select
 from sync_phone import Phone  # type: ignore[import-not-found]
 
 from fieldsync.clock import utcnow
-from fieldsync.sync.models import Event, MutationRecord
+from fieldsync.sync.hlc import HLC
+from fieldsync.sync.models import Conflict, Event, MutationRecord
 
 
 def _push_at(phone: Phone, offset: timedelta, *mutations: dict[str, Any]) -> dict[str, Any]:
@@ -93,3 +94,95 @@ def test_skew_is_recorded_for_every_push(app: Any, api: Any, demo: Any) -> None:
     assert -25_000 <= skews[2] <= -15_000  # within the bound: recorded, not flagged
     assert -1_805_000 <= skews[3] <= -1_795_000
     assert _events(app, iid) == [1, 2]
+
+
+def _push_service(app: Any, phone: Phone, now: Any, *mutations: dict[str, Any]) -> dict[str, Any]:
+    """One push through the service at a server time of the test's choosing."""
+    from fieldsync.identity.service import authenticate
+    from fieldsync.sync.push import push
+
+    services = app.extensions["fieldsync"]
+    with services.sessionmaker() as s, s.begin():
+        principal = authenticate(s, authorization=f"Bearer {phone.token}", now=now)
+        return push(
+            s,
+            principal=principal,
+            device_id=uuid.UUID(phone.device_id),
+            mutations=list(mutations),
+            now=now,
+            device_clock=None,
+            config=services.config,
+        )
+
+
+def _clock(at: Any, node: str) -> str:
+    return str(HLC(int(at.timestamp() * 1000), 0, node))
+
+
+def test_a_clock_far_ahead_counts_as_server_time_plus_the_bound(
+    app: Any, api: Any, demo: Any
+) -> None:
+    """A phone set a year ahead must not win every concurrent edit for a year: its clock counts
+    as the server's time plus the skew bound, so a later edit from a phone with a right clock
+    wins, and the far-ahead value is kept as the loser."""
+    bound = app.extensions["fieldsync"].config.clock_skew_flag_seconds
+    ahead, right = Phone(api, "cg_liu"), Phone(api, "cg_wang")
+    iid = right.create()
+    t = utcnow()
+    far = ahead.mutation(
+        entity_id=iid,
+        base_version=1,
+        set={"description": "一年之后"},
+        hlc=_clock(t + timedelta(days=365), "ahead"),
+    )
+    [first] = _push_service(app, ahead, t, far)["results"]
+    assert first["status"] == "applied"
+    later = t + timedelta(seconds=bound + 60)
+    [second] = _push_service(
+        app,
+        right,
+        later,
+        right.mutation(
+            entity_id=iid, base_version=1, set={"description": "现在"}, hlc=_clock(later, "right")
+        ),
+    )["results"]
+    assert second["status"] == "conflict", second
+    assert second["data"]["description"] == "现在"
+    with app.extensions["fieldsync"].sessionmaker() as s:
+        conflict = s.get(Conflict, uuid.UUID(second["conflict_id"]))
+        assert conflict.values["description"]["lost"] == "一年之后"
+        # the log keeps the mutation as it came, with the clock the merge used beside it
+        log = s.get(MutationRecord, uuid.UUID(far["mutation_id"]))
+        assert log.payload["hlc"] == far["hlc"]
+        assert HLC.parse(log.hlc).wall_ms == int(t.timestamp() * 1000) + bound * 1000
+
+
+def test_a_clock_ahead_within_the_bound_is_taken_as_it_is(app: Any, api: Any, demo: Any) -> None:
+    bound = app.extensions["fieldsync"].config.clock_skew_flag_seconds
+    ahead, right = Phone(api, "cg_liu"), Phone(api, "cg_wang")
+    iid = right.create()
+    t = utcnow()
+    _push_service(
+        app,
+        ahead,
+        t,
+        ahead.mutation(
+            entity_id=iid,
+            base_version=1,
+            set={"description": "快一点"},
+            hlc=_clock(t + timedelta(seconds=bound - 60), "ahead"),
+        ),
+    )
+    # a right clock a little later than the server's now, yet before the phone's clock: the
+    # phone ahead wins, as an HLC merge within the bound should
+    later = t + timedelta(seconds=30)
+    [result] = _push_service(
+        app,
+        right,
+        later,
+        right.mutation(
+            entity_id=iid, base_version=1, set={"description": "现在"}, hlc=_clock(later, "right")
+        ),
+    )["results"]
+    assert result["status"] == "conflict"
+    assert result["data"]["description"] == "快一点"
