@@ -68,8 +68,14 @@ def push(
     }
 
     skew_ms = _skew_ms(fresh, device_clock=device_clock, now=now)
+    events: list[dict[str, Any]] = []
     ctx_base = dict(
-        session=session, principal=principal, now=now, config=config, clock_skew_ms=skew_ms
+        session=session,
+        principal=principal,
+        now=now,
+        config=config,
+        clock_skew_ms=skew_ms,
+        events=events,
     )
     records = _prefetch(session, fresh)
     # mutation ids already in the log, found in one query (not one lookup per mutation); ids
@@ -105,10 +111,13 @@ def push(
                 conflicts.append(conflict)
             if record is not None and result["status"] != "rejected":
                 touched[(result["entity"], record.id)] = record
+    # The log and the trace as one INSERT each, of plain rows (no ORM object per row: nothing
+    # reads them back in this push; no ids to return); the log before the conflicts, which
+    # name their mutations.
     if log_rows:
-        # the log as one bulk INSERT (no object per row: nothing reads them back in this
-        # push); before the conflicts, which name their mutations
-        session.execute(insert(MutationRecord), log_rows)
+        session.execute(insert(MutationRecord.__table__), log_rows)
+    if events:
+        session.execute(insert(Event.__table__), events)
     session.add_all(conflicts)
     if fresh:
         state.last_device_seq = int(fresh[-1]["device_seq"])
@@ -550,19 +559,19 @@ def _bump(ctx: ActionContext, record: Any, changes: dict[str, Any], m: Mapping[s
 
 
 def _event(ctx: ActionContext, record: Any, changes: dict[str, Any], m: Mapping[str, Any]) -> None:
-    ctx.session.add(
-        Event(
-            entity=type(record).__sync_entity__,
-            entity_id=record.id,
-            version=record.version,
-            action=str(m.get("type")),
-            person_id=ctx.principal.person_id,
-            device_id=ctx.principal.device.id,
-            device_time=ctx.device_time,
-            hlc=ctx.hlc,
-            server_time=ctx.now,
-            changes=changes,
-        )
+    ctx.events.append(
+        {
+            "entity": type(record).__sync_entity__,
+            "entity_id": record.id,
+            "version": record.version,
+            "action": str(m.get("type")),
+            "person_id": ctx.principal.person_id,
+            "device_id": ctx.principal.device.id,
+            "device_time": ctx.device_time,
+            "hlc": ctx.hlc,
+            "server_time": ctx.now,
+            "changes": changes,
+        }
     )
 
 

@@ -25,6 +25,8 @@ class ActionContext:
     config: Any
     # device clock minus server clock at this push, in ms (None: unknown)
     clock_skew_ms: int | None = None
+    # the trace of the push's changes (rows of sync.models.Event), written together at its end
+    events: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
