@@ -589,3 +589,30 @@ _p(
     "The decision {decision} needs a note saying why.",
     "审核结论 {decision} 须填写说明理由。",
 )
+# --- reports: the back office's assignment (inspections.reports) ------------------------------
+_p("report.not_found", 404, "No such report: {id}.", "未找到该上报事件：{id}。")
+_p(
+    "report.not_submitted",
+    409,
+    "The report is a draft still being written on its author's phone: it is assigned once "
+    "submitted.",
+    "该上报事件仍是草稿，正在上报人手机上填写，提交后方可分派。",
+)
+_p(
+    "report.assignee_unknown",
+    422,
+    "Person {id} is not on your street's roster.",
+    "人员 {id} 不在本街道名册中。",
+)
+_p(
+    "report.assignee_inactive",
+    422,
+    "Person {id} is no longer active: a report goes to someone who is.",
+    "人员 {id} 已停用，上报事件须分派给在岗人员。",
+)
+_p(
+    "report.assignee_not_eligible",
+    422,
+    "Person {id} does not take reports: only grid workers, officers and the captain do.",
+    "人员 {id} 不承接上报事件：只能分派给网格员、执法人员或队长。",
+)

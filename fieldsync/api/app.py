@@ -130,12 +130,24 @@ def _register_blueprints(api: Api) -> None:
         identity,
         inspections,
         org,
+        reports,
         rules,
         sync,
         uploads,
     )
 
-    for module in (health, identity, org, sync, inspections, cases, rules, uploads, evidence):
+    for module in (
+        health,
+        identity,
+        org,
+        sync,
+        inspections,
+        reports,
+        cases,
+        rules,
+        uploads,
+        evidence,
+    ):
         api.register_blueprint(module.blp, url_prefix="/api/v1")
 
 

@@ -9,8 +9,9 @@ from typing import Any
 
 import permissions_cases  # type: ignore[import-not-found]
 import permissions_evidence  # type: ignore[import-not-found]
+import permissions_reports  # type: ignore[import-not-found]
 
-AREAS = (permissions_cases, permissions_evidence)
+AREAS = (permissions_cases, permissions_evidence, permissions_reports)
 
 
 def merged(table: str) -> dict[tuple[str, str], Any]:

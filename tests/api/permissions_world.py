@@ -1,7 +1,8 @@
 """Real objects in both demo streets for test_permissions, made through the public API only:
 users of every role in each street, an inspection pushed and submitted (flagged, diverted to a
 case, with a real photo uploaded by tus), cases in every state, a conflict, a rejected mutation,
-an upload in progress. Every id a street's objects have is one of its leak markers."""
+an upload in progress, a grid worker's submitted report. Every id a street's objects have is
+one of its leak markers."""
 
 from __future__ import annotations
 
@@ -215,6 +216,7 @@ class World:
         street.keep("upload:done", created.headers["Location"].rsplit("/", 1)[1])
         self.renew(street, "upload_id")
         self.renew(street, "conflict_id")
+        self.renew(street, "report_id")
         for state in CASE_STATES:
             self.renew(street, f"case_id:{state}")
         # a rejected mutation, in the quarantine
@@ -251,6 +253,8 @@ class World:
             street.keep(key, created.headers["Location"].rsplit("/", 1)[1])
         elif key == "conflict_id":
             street.keep(key, self._conflict(street))
+        elif key == "report_id":
+            street.keep(key, self._report(street))
         elif key.startswith("case_id:"):
             street.keep(key, self._case(street, key.split(":")[1]))
         else:
@@ -293,6 +297,22 @@ class World:
         street.markers.update(c["id"] for c in submit["data"]["cases"])
         street.ids.setdefault("case_id", submit["data"]["cases"][0]["id"])
         return iid
+
+    def _report(self, street: Street) -> str:
+        """A problem the street's grid worker reported and submitted (theirs to deal with)."""
+        grid_worker = street.callers["grid_worker"]
+        rid, description = str(uuid.uuid4()), f"矩阵上报 {street.name}-{uuid.uuid4().hex[:6]}"
+        made = self.push(
+            grid_worker,
+            type="report.upsert",
+            entity_id=rid,
+            base_version=0,
+            set={"description": street.keep("report:description", description)},
+        )
+        assert made["status"] == "applied", made
+        done = self.push(grid_worker, type="report.submit", entity_id=rid, base_version=1)
+        assert done["data"]["status"] == "submitted", done
+        return rid
 
     def _case(self, street: Street, state: str) -> str:
         handler = street.callers["case_handler"]

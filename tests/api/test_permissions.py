@@ -192,6 +192,7 @@ def markers_are_real(world: World) -> None:
             (c["officer"], "/sync/pull"),
             (c["captain"], "/sync/pull"),
             (c["captain"], "/inspections?page_size=100"),
+            (c["captain"], "/reports?page_size=100"),
             (c["captain"], "/cases?page_size=100"),
             (c["captain"], "/conflicts?page_size=100"),
             (c["captain"], "/quarantine?page_size=100"),

@@ -1,9 +1,10 @@
 """Records leaving a device's scope reach it as `op: delete, reason: out_of_scope` (PROTOCOL.md
 §2): an officer moved to the other street, an officer whose roles change, a reassigned report.
 
-No API moves a person to another street (PATCH /officers keeps the street) and none reassigns
-a report: those two changes are made through the models here, as a service would make them;
-the role change goes through PATCH /officers."""
+No API moves a person to another street (PATCH /officers keeps the street): that change is made
+through the models here, as a service would make it; the role change goes through
+PATCH /officers. A report's reassignment is made through the models here too, to prove the feed
+alone does it; POST /reports/{id}/assign drives it through the API in test_reports_api."""
 
 from __future__ import annotations
 
