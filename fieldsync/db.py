@@ -6,7 +6,18 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Integer, MetaData, Uuid, create_engine, event
+from psycopg.adapt import Loader
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Uuid,
+    cast,
+    create_engine,
+    event,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
@@ -111,7 +122,40 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)
-    return create_engine(url, **kwargs)
+    # UTF-8 whatever the database's own encoding: TEXT_AS_BYTES hands on the bytes received
+    kwargs["connect_args"] = {"client_encoding": "utf8", **kwargs.get("connect_args", {})}
+    engine = create_engine(url, **kwargs)
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _text_as_bytes(
+        _conn: Any, cursor: Any, _sql: str, _params: Any, context: Any, _many: bool
+    ) -> None:
+        # this cursor only (psycopg copies the connection's adapters on write)
+        if context is not None and context.execution_options.get(TEXT_AS_BYTES):
+            cursor.adapters.register_loader("text", _Utf8Bytes)
+
+    return engine
+
+
+# An execution option: the statement's TEXT columns (not VARCHAR) come back as bytes.
+TEXT_AS_BYTES = "fieldsync_text_as_bytes"
+
+
+def as_utf8_bytes(session: Session, column: Any) -> Any:
+    """A TEXT column read as the UTF-8 bytes the database holds, not decoded into str: for text
+    copied as it is into a response (decoding it and encoding it again costs more than reading
+    it). Execute the statement with the execution option TEXT_AS_BYTES: on PostgreSQL the
+    driver then loads TEXT as bytes; on SQLite the column is cast to BLOB."""
+    if session.get_bind().dialect.name == "sqlite":
+        return cast(column, LargeBinary)
+    return column
+
+
+class _Utf8Bytes(Loader):
+    """psycopg: a TEXT value as the bytes received (the connection's encoding is UTF-8)."""
+
+    def load(self, data: Any) -> bytes:
+        return bytes(data)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

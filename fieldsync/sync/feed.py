@@ -20,7 +20,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 
 from fieldsync.clock import utcnow
-from fieldsync.db import Synced, upsert_insert
+from fieldsync.db import TEXT_AS_BYTES, Synced, as_utf8_bytes, upsert_insert
 from fieldsync.errors import DomainError
 from fieldsync.sync import registry
 from fieldsync.sync.models import FeedCounter, FeedEntry, FeedPayload
@@ -307,7 +307,7 @@ def _with_payloads(session: Session, changes: list[Change]) -> list[Change]:
         records = session.scalars(select(model).where(model.id.in_(ids))).all()
         texts.update(store_payloads(session, records, replace=False))
     return [
-        c._replace(data=texts[(c.entity, c.entity_id)])
+        c._replace(data=texts[(c.entity, c.entity_id)].encode())
         if c.op == "upsert" and c.data is None
         else c
         for c in changes
@@ -388,7 +388,7 @@ class Change(NamedTuple):
     op: str
     reason: str | None
     position: int
-    data: str | None = None  # an upsert's payload (JSON text, see FeedPayload)
+    data: bytes | None = None  # an upsert's payload (UTF-8 JSON, see FeedPayload)
 
 
 @dataclass(frozen=True)
@@ -457,7 +457,8 @@ def _changes_page(session: Session, *, cursor: Cursor, top: int, limit: int, now
 
 
 # a feed row as plain columns, with its payload: a page reads thousands, none is ever changed;
-# read as tuples (unpacked by _collapse in this order, sorted by position and audience)
+# read as tuples (unpacked by _collapse in this order, sorted by position and audience); the
+# payload as the bytes stored, which the response copies (see fieldsync.sync.pull)
 _FEED_COLUMNS = (
     FeedEntry.entity,
     FeedEntry.entity_id,
@@ -466,7 +467,6 @@ _FEED_COLUMNS = (
     FeedEntry.version,
     FeedEntry.op,
     FeedEntry.reason,
-    FeedPayload.data,
 )
 _BY_POSITION_AND_AUDIENCE = operator.itemgetter(3, 2)
 
@@ -485,9 +485,10 @@ def _feed_rows(session: Session, positions: dict[str, int], limit: int) -> list[
     joined in the same statement, so it is the version of that very row.
     """
     parts = []
+    payload = as_utf8_bytes(session, FeedPayload.data).label("data")
     for audience, after in sorted(positions.items()):
         part = (
-            select(*_FEED_COLUMNS)
+            select(*_FEED_COLUMNS, payload)
             .outerjoin(
                 FeedPayload,
                 and_(
@@ -506,7 +507,8 @@ def _feed_rows(session: Session, positions: dict[str, int], limit: int) -> list[
         parts.append(select(part.subquery()))
     if not parts:
         return []
-    rows = session.execute(union_all(*parts) if len(parts) > 1 else parts[0]).all()
+    stmt = union_all(*parts) if len(parts) > 1 else parts[0]
+    rows = session.execute(stmt, execution_options={TEXT_AS_BYTES: True}).all()
     rows.sort(key=_BY_POSITION_AND_AUDIENCE)
     return rows
 

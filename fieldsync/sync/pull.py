@@ -32,8 +32,8 @@ def pull(
     limit: int,
     now: datetime,
     config: Any,
-) -> str:
-    """The JSON body of one page (PROTOCOL.md §2), ready to send."""
+) -> bytes:
+    """The JSON body of one page (PROTOCOL.md §2), UTF-8, ready to send."""
     if not 1 <= limit <= config.sync_page_max:
         raise DomainError("sync.limit_out_of_range", max=config.sync_page_max)
     device_id = str(principal.device.id)
@@ -59,20 +59,21 @@ def pull(
     return _body(envelope, page.changes)
 
 
-def _body(envelope: str, changes: list[Change]) -> str:
-    """The envelope with the changes spliced in, each upsert around its stored payload. Built
-    as pieces joined once: formatting each payload into its change would copy it twice."""
-    parts = [envelope[:-1], ',"changes":[']
+def _body(envelope: str, changes: list[Change]) -> bytes:
+    """The envelope with the changes spliced in, each upsert around its stored payload: UTF-8
+    bytes joined once, the payloads as the database sent them (decoding them into str and
+    encoding the body again would cost more than the rest of the page)."""
+    parts = [envelope[:-1].encode(), b',"changes":[']
     separator = ""
     for change in changes:
         if change.op == "upsert":
             # entity names are identifiers of the code and ids UUIDs: nothing in them to escape
             parts.append(
                 f'{separator}{{"entity":"{change.entity}","id":"{change.entity_id}",'
-                f'"version":{change.version},"op":"upsert","data":'
+                f'"version":{change.version},"op":"upsert","data":'.encode()
             )
             parts.append(change.data)  # type: ignore[arg-type]
-            parts.append("}")
+            parts.append(b"}")
         else:
             tombstone = {
                 "entity": change.entity,
@@ -81,7 +82,7 @@ def _body(envelope: str, changes: list[Change]) -> str:
                 "op": "delete",
                 "reason": change.reason or "deleted",
             }
-            parts.append(separator + json.dumps(tombstone))
+            parts.append((separator + json.dumps(tombstone)).encode())
         separator = ","
-    parts.append("]}")
-    return "".join(parts)
+    parts.append(b"]}")
+    return b"".join(parts)
