@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
+import orjson
 from sqlalchemy import and_, delete, event, select, union_all, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
@@ -192,7 +193,7 @@ def _row(
 
 def wire_text(data: Mapping[str, Any]) -> str:
     """A record's `data` as the JSON text that pulls send: compact, keys sorted, UTF-8 as is."""
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    return orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def store_payloads(
