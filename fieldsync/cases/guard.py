@@ -11,7 +11,11 @@ from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import Session
 
 from fieldsync.cases.models import Case, CaseOfficer
-from fieldsync.cases.triggers import EVIDENCE_DERIVATIVES, SEALED_INSPECTION_MUTABLE
+from fieldsync.cases.triggers import (
+    EVIDENCE_BOOKKEEPING,
+    EVIDENCE_DERIVATIVES,
+    SEALED_INSPECTION_MUTABLE,
+)
 from fieldsync.errors import DomainError
 from fieldsync.evidence.links import sealed
 from fieldsync.evidence.models import CustodyEvent, Evidence, EvidenceLink
@@ -36,7 +40,7 @@ def _evidence_changed(evidence: Evidence) -> bool:
     """Anything but a derivative made from nothing (a thumbnail after archive changes nothing
     of the original)."""
     changed = _changed_attrs(evidence)
-    return bool(changed - EVIDENCE_DERIVATIVES) or any(
+    return bool(changed - EVIDENCE_DERIVATIVES - EVIDENCE_BOOKKEEPING) or any(
         _original(evidence, attr) is not None for attr in changed & EVIDENCE_DERIVATIVES
     )
 

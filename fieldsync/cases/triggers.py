@@ -21,6 +21,8 @@ SEALED_INSPECTION_MUTABLE = frozenset({"cases", "version", "updated_at"})
 # what may still happen to the evidence of a sealed inspection: its derivatives (thumbnail,
 # GPS-free display copy) made once, from nothing; the original and its record stay as they are
 EVIDENCE_DERIVATIVES = frozenset({"thumbnail_sha256", "display_sha256", "derivatives_at"})
+# and the derivation job's count of its failed tries, which says nothing about the evidence
+EVIDENCE_BOOKKEEPING = frozenset({"derivative_attempts", "derivatives_retry_at"})
 
 CASE_MESSAGE = "case.archived: an archived case never changes"
 INSPECTION_MESSAGE = "inspection.archived: a sealed inspection never changes"
@@ -107,7 +109,8 @@ _TRIGGERS = (
 
 
 def _postgresql(trigger: _Trigger) -> list[str]:
-    mutable, derivatives = _pg_array(SEALED_INSPECTION_MUTABLE), _pg_array(EVIDENCE_DERIVATIVES)
+    mutable = _pg_array(SEALED_INSPECTION_MUTABLE)
+    derivatives = _pg_array(EVIDENCE_DERIVATIVES | EVIDENCE_BOOKKEEPING)
     refilled = " OR ".join(
         f"(OLD.{c} IS NOT NULL AND NEW.{c} IS DISTINCT FROM OLD.{c})"
         for c in sorted(EVIDENCE_DERIVATIVES)
@@ -183,7 +186,7 @@ def _sqlite(trigger: _Trigger, columns: dict[str, list[str]]) -> list[str]:
         }
         message = CASE_MESSAGE
     elif name == "evidence_refuse_sealed":
-        changed = _changed(columns["evidence"], EVIDENCE_DERIVATIVES)
+        changed = _changed(columns["evidence"], EVIDENCE_DERIVATIVES | EVIDENCE_BOOKKEEPING)
         refilled = " OR ".join(
             f'(OLD."{c}" IS NOT NULL AND NEW."{c}" IS NOT OLD."{c}")'
             for c in sorted(EVIDENCE_DERIVATIVES)

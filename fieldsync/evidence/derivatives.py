@@ -7,11 +7,11 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from fieldsync.clock import utcnow
@@ -28,15 +28,30 @@ THUMBNAIL_MAX_SIDE = 320
 DISPLAY_MAX_SIDE = 1600
 
 
-def pending(session: Session, *, limit: int) -> list[tuple[Any, str]]:
-    """(street_id, sha256) of evidence without derivatives yet, oldest first."""
+# after a failure, the next try waits 1, 2, 4 … minutes, at most RETRY_MAX: photos that keep
+# failing (a blob the store cannot read) do not hold up the ones behind them
+RETRY_FIRST = timedelta(minutes=1)
+RETRY_MAX = timedelta(hours=6)
+
+
+def pending(session: Session, *, limit: int, now: datetime) -> list[tuple[Any, str]]:
+    """(street_id, sha256) of evidence without derivatives yet and not waiting to be tried
+    again, oldest first."""
     rows = session.execute(
         select(Evidence.street_id, Evidence.sha256)
-        .where(Evidence.derivatives_at.is_(None))
+        .where(
+            Evidence.derivatives_at.is_(None),
+            or_(Evidence.derivatives_retry_at.is_(None), Evidence.derivatives_retry_at <= now),
+        )
         .order_by(Evidence.received_at, Evidence.sha256)
         .limit(limit)
     )
     return [(street_id, sha256) for street_id, sha256 in rows]
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """How long after its `attempts`-th failure a photo waits."""
+    return min(RETRY_FIRST * 2 ** min(attempts - 1, 20), RETRY_MAX)
 
 
 def _derive(store: BlobStore, config: Config, sha256: str) -> dict[str, Any]:
@@ -79,7 +94,7 @@ def make_derivatives(
     Two processes may derive the same photo at once: the bytes come out the same, and only the
     first to commit records them (the row is re-read under a lock)."""
     with factory() as session, session.begin():
-        keys = pending(session, limit=limit)
+        keys = pending(session, limit=limit, now=now())
     done = 0
     for street_id, sha256 in keys:
         details: dict[str, Any] = {"parent_sha256": sha256}
@@ -89,7 +104,7 @@ def make_derivatives(
             log.error("derivatives of %s failed: %s", sha256, error.code)
             details["error"] = error.code
         except Exception:
-            log.exception("derivatives of %s failed; will retry", sha256)
+            _failed(factory, street_id, sha256, now=now())
             continue
         try:
             with factory() as session, session.begin():
@@ -110,3 +125,25 @@ def make_derivatives(
             continue
         done += 1
     return done
+
+
+def _failed(factory: sessionmaker[Session], street_id: Any, sha256: str, *, now: datetime) -> None:
+    """Count a failure (the store could not be read, say) and put the next try off."""
+    try:
+        with factory() as session, session.begin():
+            evidence = session.scalar(
+                select(Evidence)
+                .where(Evidence.street_id == street_id, Evidence.sha256 == sha256)
+                .with_for_update()
+            )
+            if evidence is None or evidence.derivatives_at is not None:
+                return
+            evidence.derivative_attempts = (evidence.derivative_attempts or 0) + 1
+            evidence.derivatives_retry_at = now + retry_delay(evidence.derivative_attempts)
+            attempts, retry_at = evidence.derivative_attempts, evidence.derivatives_retry_at
+    except DomainError as error:  # evidence.archived: its inspection is sealed
+        log.exception("derivatives of %s failed; not recorded: %s", sha256, error.code)
+        return
+    log.exception(
+        "derivatives of %s failed (attempt %d); next try at %s", sha256, attempts, retry_at
+    )

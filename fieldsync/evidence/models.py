@@ -50,6 +50,9 @@ class Evidence(Base):
     thumbnail_sha256: Mapped[str | None] = mapped_column(String(64))
     display_sha256: Mapped[str | None] = mapped_column(String(64))
     derivatives_at: Mapped[datetime | None]
+    # failed derivations (an unreadable blob, say): how many, and not to be tried before when
+    derivative_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    derivatives_retry_at: Mapped[datetime | None]
 
 
 class CustodyEvent(Base):

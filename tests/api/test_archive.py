@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -232,3 +233,37 @@ def test_the_orm_guard_agrees(archived: dict[str, Any], app: Any) -> None:
         with pytest.raises(DomainError) as error:
             s.flush()
         assert error.value.code == "evidence.archived"
+
+
+def test_a_failed_derivation_of_an_archived_photo_waits_like_any_other(
+    api: Any, archived: dict[str, Any], app: Any
+) -> None:
+    """The job's count of failed tries is not the evidence: it may change on sealed evidence
+    (through the ORM and in SQL), so that a sealed photo the store cannot read waits too."""
+    services = app.extensions["fieldsync"]
+    store = services.extras["blobstore"]
+    kept = store.open(archived["photo"]).read()
+    assert store.delete(archived["photo"])
+    assert make_derivatives(services) == 1  # the other photo; the sealed one failed
+    with services.sessionmaker() as session:
+        evidence = _evidence(session, archived["photo"])
+        assert evidence.derivative_attempts == 1 and evidence.derivatives_retry_at is not None
+        assert evidence.derivatives_at is None
+    assert make_derivatives(services) == 0  # waiting: not tried again at once
+    engine = services.engine
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE evidence SET derivatives_retry_at = NULL WHERE sha256 = :s"),
+            {"s": archived["photo"]},
+        )
+    with pytest.raises(DBAPIError, match="evidence of an archived case"), engine.begin() as c:
+        c.execute(
+            text("UPDATE evidence SET size = size + 1 WHERE sha256 = :s"), {"s": archived["photo"]}
+        )
+    (Path(services.config.data_dir) / "restored").write_bytes(kept)
+    store.put_file(archived["photo"], Path(services.config.data_dir) / "restored")
+    assert make_derivatives(services) == 1
+    assert set(api.get(f"/evidence/{archived['photo']}", "captain").get_json()["derivatives"]) == {
+        "thumbnail",
+        "display",
+    }

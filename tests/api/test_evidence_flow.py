@@ -418,3 +418,52 @@ def test_custody_records_the_client_behind_a_trusted_proxy(
     custody = api.get(f"/evidence/{sha}/custody", "captain").get_json()
     downloads = [e["remote_addr"] for e in custody if e["action"] == "downloaded"]
     assert downloads == ["127.0.0.1", "203.0.113.7"]
+
+
+def test_a_photo_that_keeps_failing_waits_and_does_not_hold_up_newer_ones(
+    app: Any, api: Any, phone: Phone
+) -> None:
+    from datetime import timedelta
+
+    from fieldsync.clock import utcnow
+    from fieldsync.evidence.derivatives import make_derivatives as derive_at
+
+    services = app.extensions["fieldsync"]
+    store = services.extras["blobstore"]
+    older, newer = PHOTOS / "jpg_gps_DSCN0012.jpg", PHOTOS / "jpg_gps_DSCN0021.jpg"
+    for path in (older, newer):
+        iid = new_inspection(phone, sha256_of(path), {"lat": 43.4675, "lon": 11.8851})
+        assert phone.upload(path, inspection_id=iid).status_code == 204
+    # the older photo's bytes cannot be read (a store outage, a lost file): not a bad photo
+    original = store.open(sha256_of(older)).read()
+    assert store.delete(sha256_of(older))
+    now = utcnow()
+
+    def run(at: Any) -> int:
+        return derive_at(
+            services.sessionmaker, store=store, config=services.config, limit=1, now=lambda: at
+        )
+
+    assert run(now) == 0  # the older one first, and it fails
+    assert run(now) == 1  # it waits; the newer one is done
+    assert set(
+        api.get(f"/evidence/{sha256_of(newer)}", "reviewer_liang").get_json()["derivatives"]
+    ) == {
+        "thumbnail",
+        "display",
+    }
+    assert run(now + timedelta(seconds=59)) == 0  # still waiting: nothing else to do
+
+    assert run(now + timedelta(minutes=1)) == 0  # tried again, fails again
+    assert run(now + timedelta(minutes=2)) == 0  # the second wait is twice as long
+    store.put_file(sha256_of(older), _written(original, Path(services.config.data_dir)))
+    assert run(now + timedelta(minutes=3)) == 1
+    record = api.get(f"/evidence/{sha256_of(older)}", "reviewer_liang").get_json()
+    assert set(record["derivatives"]) == {"thumbnail", "display"}
+
+
+def _written(data: bytes, directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "restored.blob"
+    path.write_bytes(data)
+    return path

@@ -66,6 +66,7 @@ def test_upgrade_from_the_last_release_keeps_rows_and_guards(tmp_path: Path) -> 
     from sqlalchemy.exc import DBAPIError
 
     from fieldsync.cases.triggers import (
+        EVIDENCE_BOOKKEEPING,
         EVIDENCE_DERIVATIVES,
         SEALED_INSPECTION_MUTABLE,
         trigger_names,
@@ -160,7 +161,11 @@ def test_upgrade_from_the_last_release_keeps_rows_and_guards(tmp_path: Path) -> 
             if dialect == "sqlite":  # its update triggers name the guarded columns
                 for name, model, mutable in (
                     ("inspections_refuse_sealed_update", Inspection, SEALED_INSPECTION_MUTABLE),
-                    ("evidence_refuse_sealed_update", Evidence, EVIDENCE_DERIVATIVES),
+                    (
+                        "evidence_refuse_sealed_update",
+                        Evidence,
+                        EVIDENCE_DERIVATIVES | EVIDENCE_BOOKKEEPING,
+                    ),
                 ):
                     guarded = set(model.__table__.c.keys()) - mutable
                     assert {c for c in guarded if f'NEW."{c}"' not in sql[name]} == set(), name
