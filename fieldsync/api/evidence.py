@@ -74,6 +74,12 @@ class EvidenceSchema(ma.Schema):
     reviewed_at = ma.fields.DateTime(allow_none=True)
     derivatives = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Nested(DerivativeSchema))
     derivatives_at = ma.fields.DateTime(allow_none=True)
+    derivative_attempts = ma.fields.Integer(
+        metadata={"description": "failed tries at making the derivatives (store unreadable)"}
+    )
+    derivatives_retry_at = ma.fields.DateTime(
+        allow_none=True, metadata={"description": "after a failed try: not tried again before"}
+    )
     links = ma.fields.List(ma.fields.Nested(LinkSchema))
 
 

@@ -453,6 +453,9 @@ def test_a_photo_that_keeps_failing_waits_and_does_not_hold_up_newer_ones(
         "display",
     }
     assert run(now + timedelta(seconds=59)) == 0  # still waiting: nothing else to do
+    failing = api.get(f"/evidence/{sha256_of(older)}", "reviewer_liang").get_json()
+    assert failing["derivative_attempts"] == 1 and failing["derivatives"] == {}
+    assert failing["derivatives_retry_at"] is not None
 
     assert run(now + timedelta(minutes=1)) == 0  # tried again, fails again
     assert run(now + timedelta(minutes=2)) == 0  # the second wait is twice as long
