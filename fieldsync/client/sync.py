@@ -7,6 +7,7 @@ the client can be killed anywhere and resumes on the next call.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import hashlib
 import json
@@ -361,6 +362,7 @@ class DeviceClient:
 
     def _upload(self, photo: Mapping[str, Any], stream: Any, summary: UploadSummary) -> None:
         tus = _tus()
+        _tus_timeout.set(self.timeout)
         sha256, size, name = str(photo["sha256"]), int(photo["size"]), str(photo["filename"])
         client = tus.TusClient(self.server + API + "/uploads", headers=self._headers(auth=True))
         chunk_size = self.chunk_size
@@ -625,12 +627,41 @@ class _Tus:
     Error: Any
 
 
+# the timeout of the upload running in this thread (see _TimedRequests)
+_tus_timeout: contextvars.ContextVar[float] = contextvars.ContextVar("tus_timeout", default=30.0)
+
+
+class _TimedRequests:
+    """What tuspy's modules see as `requests`: the same, but HEAD, POST and PATCH with the
+    client's timeout. tuspy 1.1 passes none, so a connection that stalls (no bytes, no reset:
+    a dead cell, a captive portal) would hang an upload until the officer killed it; with one
+    it fails like a broken connection, and the upload resumes from the server's offset."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(requests, name)  # exceptions, codes, …
+
+    def head(self, *args: Any, **kwargs: Any) -> requests.Response:
+        return requests.head(*args, **{"timeout": _tus_timeout.get(), **kwargs})
+
+    def post(self, *args: Any, **kwargs: Any) -> requests.Response:
+        return requests.post(*args, **{"timeout": _tus_timeout.get(), **kwargs})
+
+    def patch(self, *args: Any, **kwargs: Any) -> requests.Response:
+        return requests.patch(*args, **{"timeout": _tus_timeout.get(), **kwargs})
+
+
 @functools.cache
 def _tus() -> _Tus:
     """tuspy, imported on first use: it loads aiohttp, slow for commands that upload nothing."""
+    import tusclient.request
+    import tusclient.uploader.baseuploader
+    import tusclient.uploader.uploader
     from tusclient.client import TusClient
     from tusclient.exceptions import TusCommunicationError
     from tusclient.uploader import Uploader
+
+    for module in (tusclient.request, tusclient.uploader.baseuploader, tusclient.uploader.uploader):
+        module.requests = _TimedRequests()  # type: ignore[attr-defined]
 
     class Sha256Uploader(Uploader):  # type: ignore[misc]
         # Upload-Checksum of every chunk in sha256 (tuspy's default is sha1)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import io
 import shutil
+import socket
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,7 +18,7 @@ from conftest import PHOTOS
 
 from fieldsync.client.cli import ProgressLine
 from fieldsync.client.store import Crash, Store
-from fieldsync.client.sync import ClientError, DeviceClient, upload_verdict
+from fieldsync.client.sync import ClientError, DeviceClient, Offline, upload_verdict
 
 NOW = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 NODE = "device-a"
@@ -271,3 +273,56 @@ def test_on_a_terminal_progress_is_one_live_line_closed_before_other_output() ->
     assert out.getvalue() == "\r  pull: 500 change(s)   \r  pull: 900 change(s)   "
     progress.end()
     assert out.getvalue().endswith("   \n")
+
+
+def test_an_upload_over_a_connection_that_stalls_gives_up_and_says_so(
+    tmp_path: Path, camera: Path
+) -> None:
+    """A server that takes the connection and never answers (no reset: a dead cell, a captive
+    portal): each request times out like a broken one, the retries run out, and the officer is
+    told, instead of the command hanging until killed."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                held.append(listener.accept()[0])  # read nothing, answer nothing
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    outcome: dict[str, Any] = {}
+
+    def upload() -> None:  # the client in this thread: its SQLite store stays in it
+        client = DeviceClient(
+            tmp_path / "phone",
+            server=f"http://127.0.0.1:{listener.getsockname()[1]}",
+            timeout=0.3,
+            max_attempts=2,
+            sleep=lambda _s: None,
+        )
+        client.store.set(token="a-token")
+        rid = str(uuid.uuid4())
+        client.store.enqueue(
+            entity="inspection", entity_id=rid, action="upsert", set_={}, now=NOW, node=NODE
+        )
+        _take(client.store, camera, rid)
+        try:
+            client.upload_photos()
+        except ClientError as error:
+            outcome["error"] = error
+        outcome["pending"] = len(client.store.photos("pending"))
+        client.store.close()
+
+    worker = threading.Thread(target=upload, daemon=True)
+    worker.start()
+    worker.join(30)
+    listener.close()
+    for conn in held:
+        conn.close()
+    assert not worker.is_alive(), "the upload hangs on a connection that stalls"
+    error = outcome["error"]
+    assert isinstance(error, Offline) and "keeps failing" in str(error)
+    assert "Timeout" in str(error) and "resume" in error.hint
+    assert outcome["pending"] == 1  # kept for the next sync
