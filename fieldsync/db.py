@@ -135,6 +135,19 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs["connect_args"] = {"client_encoding": "utf8", **kwargs.get("connect_args", {})}
     engine = create_engine(url, **kwargs)
 
+    @event.listens_for(engine, "connect")
+    def _lz4(dbapi_connection: Any, _record: Any) -> None:
+        # Values over 2 KB (payloads, the mutation log, events, inspections) are compressed;
+        # lz4 compresses and decompresses several times faster than the default pglz, for
+        # about the same size. Where the server has it (PostgreSQL 14+, built with lz4): this
+        # session's default, so every table and column has it without a migration.
+        dbapi_connection.autocommit = True
+        dbapi_connection.execute(
+            "SELECT set_config('default_toast_compression', 'lz4', false) FROM pg_settings "
+            "WHERE name = 'default_toast_compression' AND 'lz4' = ANY(enumvals)"
+        )
+        dbapi_connection.autocommit = False
+
     @event.listens_for(engine, "before_cursor_execute")
     def _text_as_bytes(
         _conn: Any, cursor: Any, _sql: str, _params: Any, context: Any, _many: bool
