@@ -108,12 +108,8 @@ def make_derivatives(
             continue
         try:
             with factory() as session, session.begin():
-                evidence = session.scalar(
-                    select(Evidence)
-                    .where(Evidence.street_id == street_id, Evidence.sha256 == sha256)
-                    .with_for_update()
-                )
-                if evidence is None or evidence.derivatives_at is not None:
+                evidence = _undone(session, street_id, sha256)
+                if evidence is None:
                     continue
                 at = now()
                 evidence.thumbnail_sha256 = details.get("thumbnail", {}).get("sha256")
@@ -127,16 +123,22 @@ def make_derivatives(
     return done
 
 
+def _undone(session: Session, street_id: Any, sha256: str) -> Evidence | None:
+    """The evidence row, locked, unless it is gone or another process derived it meanwhile."""
+    evidence = session.scalar(
+        select(Evidence)
+        .where(Evidence.street_id == street_id, Evidence.sha256 == sha256)
+        .with_for_update()
+    )
+    return None if evidence is None or evidence.derivatives_at is not None else evidence
+
+
 def _failed(factory: sessionmaker[Session], street_id: Any, sha256: str, *, now: datetime) -> None:
     """Count a failure (the store could not be read, say) and put the next try off."""
     try:
         with factory() as session, session.begin():
-            evidence = session.scalar(
-                select(Evidence)
-                .where(Evidence.street_id == street_id, Evidence.sha256 == sha256)
-                .with_for_update()
-            )
-            if evidence is None or evidence.derivatives_at is not None:
+            evidence = _undone(session, street_id, sha256)
+            if evidence is None:
                 return
             evidence.derivative_attempts = (evidence.derivative_attempts or 0) + 1
             evidence.derivatives_retry_at = now + retry_delay(evidence.derivative_attempts)
