@@ -459,14 +459,7 @@ def test_a_photo_that_keeps_failing_waits_and_does_not_hold_up_newer_ones(
 
     assert run(now + timedelta(minutes=1)) == 0  # tried again, fails again
     assert run(now + timedelta(minutes=2)) == 0  # the second wait is twice as long
-    store.put_file(sha256_of(older), _written(original, Path(services.config.data_dir)))
+    store.put_stream(sha256_of(older), io.BytesIO(original))
     assert run(now + timedelta(minutes=3)) == 1
     record = api.get(f"/evidence/{sha256_of(older)}", "reviewer_liang").get_json()
     assert set(record["derivatives"]) == {"thumbnail", "display"}
-
-
-def _written(data: bytes, directory: Path) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "restored.blob"
-    path.write_bytes(data)
-    return path
