@@ -30,7 +30,7 @@ demo: migrate ## Load the demo streets, roster and catalogue (idempotent) and pr
 
 run: demo ## Set everything up and serve the API on $(FIELDSYNC_HOST):$(FIELDSYNC_PORT)
 	@echo "fieldsync serving on http://$(FIELDSYNC_HOST):$(FIELDSYNC_PORT)/api/v1/health  (API docs: /api/v1/openapi.json)"
-	$(BIN)/gunicorn --bind $(FIELDSYNC_HOST):$(FIELDSYNC_PORT) --workers 2 --access-logfile - 'fieldsync:create_app()'
+	$(BIN)/gunicorn --bind $(FIELDSYNC_HOST):$(FIELDSYNC_PORT) --workers 2 --access-logfile - -c python:fieldsync.serving 'fieldsync:create_app()'
 
 test: $(STAMP) ## Run the whole suite on SQLite, then on PostgreSQL when it answers (required with FIELDSYNC_REQUIRE_POSTGRES=1)
 	$(MAKE) --no-print-directory test-sqlite

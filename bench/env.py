@@ -89,6 +89,7 @@ def make_app(url: str, data_dir: Path) -> BenchApp:
     from fieldsync.config import Config
     from fieldsync.demo import load_demo
     from fieldsync.migrate import upgrade
+    from fieldsync.serving import settle_heap
 
     upgrade(url)
     config = Config.from_env(
@@ -103,4 +104,5 @@ def make_app(url: str, data_dir: Path) -> BenchApp:
     services = app.extensions["fieldsync"]
     with services.sessionmaker() as s, s.begin():
         load_demo(s, hasher=services.hasher)
+    settle_heap()  # as a gunicorn worker does once it has loaded the app
     return BenchApp(app=app, services=services, client=app.test_client(), url=url)

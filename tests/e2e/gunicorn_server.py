@@ -70,6 +70,8 @@ def gunicorn(
                 str(workers),
                 "--timeout",
                 "60",
+                "--config",
+                "python:fieldsync.serving",
                 *args,
                 "fieldsync:create_app()",
             ],
