@@ -98,8 +98,10 @@ def upsert_insert(session: Session, table: Any) -> Any:
 
 def json_text(value: Any) -> str:
     """JSON columns are written with orjson (json.dumps was an eighth of a large push): the
-    same JSON, compact; values are plain JSON types by then (see inspections.entities)."""
-    return orjson.dumps(value).decode()
+    same JSON, compact; values are plain JSON types by then (see inspections.entities). Keys
+    that are not strings (the list indexes of a validation error) are written as strings, as
+    json.dumps does."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def new_id() -> uuid.UUID:

@@ -30,7 +30,10 @@ class Parser(FlaskParser):
         # text/plain would answer 200 and change nothing
         if req.get_data(cache=True) and not is_json_request(req):
             raise DomainError("request.unsupported_media_type")
-        return super()._raw_load_json(req)
+        try:
+            return super()._raw_load_json(req)
+        except RecursionError:  # arrays nested some thousand levels deep
+            raise DomainError("request.malformed_json") from None
 
     def _handle_invalid_json_error(self, error: Any, req: Any, *args: Any, **kwargs: Any) -> Any:
         raise DomainError("request.malformed_json")

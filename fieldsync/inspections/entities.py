@@ -68,7 +68,10 @@ class WireDateTime(ma.fields.AwareDateTime):
     """RFC 3339 in, canonical RFC 3339 UTC string out (values are compared as text)."""
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
-        return isoformat(super()._deserialize(value, attr, data, **kwargs))
+        try:
+            return isoformat(super()._deserialize(value, attr, data, **kwargs))
+        except OverflowError:  # 9999-12-31T23:59-05:00 is past year 9999 in UTC
+            raise self.make_error("invalid", input=value, obj_type="datetime") from None
 
 
 class WireUUID(ma.fields.UUID):

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import marshmallow as ma
+import orjson
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
@@ -153,7 +154,38 @@ def _logged_mutation_ids(session: Session, fresh: Sequence[Mapping[str, Any]]) -
 
 def _forgotten(seq: int) -> dict[str, Any]:
     # at or below last_device_seq but not in the log: cannot happen unless the log was pruned
-    return {"device_seq": seq, "status": "rejected", "code": "sync.replay_unknown"}
+    error = DomainError("sync.replay_unknown")
+    return {
+        "device_seq": seq,
+        "status": "rejected",
+        "code": error.code,
+        "message": error.message("en"),
+        "message_zh": error.message("zh"),
+    }
+
+
+def _unstorable(m: Mapping[str, Any]) -> str | None:
+    """What in a mutation the log could not keep as it came, if anything: the log keeps every
+    mutation, a rejected one too, so such a mutation is rejected with nothing of it stored
+    but its device_seq (else its INSERT fails and the device's queue is stuck for good)."""
+    try:
+        text = orjson.dumps(m)
+    except orjson.JSONEncodeError:
+        # a lone surrogate, an integer beyond 64 bits, nesting deeper than 254
+        return "text that is not Unicode, an integer beyond 64 bits, or nesting too deep"
+    if b"\\u0000" in text and _has_nul(m):
+        return "a NUL character"
+    return None
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def _lock_device_state(session: Session, device_id: uuid.UUID) -> DeviceSyncState:
@@ -262,6 +294,10 @@ def _apply_one(
     logged: set[uuid.UUID],
 ) -> tuple[dict[str, Any], dict[str, Any], Any]:
     seq = int(m["device_seq"])
+    unstorable = _unstorable(m)
+    if unstorable is not None:
+        given_id = _uuid_or_none(m.get("mutation_id"))
+        m = {"device_seq": seq, **({"mutation_id": str(given_id)} if given_id else {})}
     mutation_id = _uuid_or_none(m.get("mutation_id")) or uuid.uuid4()
     mtype = str(m.get("type", ""))
     entity_id = _uuid_or_none(m.get("entity_id"))
@@ -278,7 +314,11 @@ def _apply_one(
         "message_zh": None,
     }
     try:
+        if unstorable is not None:
+            raise DomainError("sync.invalid_mutation", errors={"mutation": [unstorable]})
         if mutation_id in logged:
+            # logged under an id of its own: the id it came with names another mutation
+            row["id"] = uuid.uuid4()
             raise DomainError("sync.duplicate_mutation_id", id=str(mutation_id))
         etype, _, action = mtype.partition(".")
         spec = registry.entity(etype)

@@ -88,6 +88,13 @@ def _only_quarantined(before: dict[str, Any], after: dict[str, Any], mutation_id
     assert set(before["log"]) <= set(after["log"])
 
 
+def _nested(depth: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
 Case = Callable[[World], dict[str, Any]]
 REJECTED: dict[str, tuple[Case, str]] = {
     # malformed
@@ -118,6 +125,44 @@ REJECTED: dict[str, tuple[Case, str]] = {
             "device_time": "9999-12-31T23:59:59-05:00",
             "set": {},
         },
+        "sync.invalid_mutation",
+    ),
+    "occurred_at out of range once in UTC": (
+        lambda w: {
+            "entity_id": w.iid,
+            "base_version": 1,
+            "set": {"occurred_at": "9999-12-31T23:59:59-05:00"},
+        },
+        "sync.invalid_mutation",
+    ),
+    # errors keyed by list index (the log stores them as JSON)
+    "a bad item in a list": (
+        lambda w: {"entity_id": w.iid, "base_version": 1, "set": {"present": ["x"]}},
+        "sync.invalid_mutation",
+    ),
+    "a bad item in an added list": (
+        lambda w: {"entity_id": w.iid, "base_version": 1, "add": {"evidence": ["zz"]}},
+        "sync.invalid_mutation",
+    ),
+    # what the log cannot store as it came: rejected, kept as its device_seq and id only
+    "an integer beyond 64 bits": (
+        lambda w: {"entity_id": w.iid, "base_version": 10**30, "set": {"address": "x"}},
+        "sync.invalid_mutation",
+    ),
+    "a lone surrogate": (
+        lambda w: {"entity_id": w.iid, "base_version": 1, "set": {"description": "\ud800"}},
+        "sync.invalid_mutation",
+    ),
+    "a NUL character": (
+        lambda w: {"entity_id": w.iid, "base_version": 1, "set": {"description": "a\x00b"}},
+        "sync.invalid_mutation",
+    ),
+    "a NUL character in an unknown key": (
+        lambda w: {"entity_id": w.iid, "base_version": 1, "note": "\x00", "set": {}},
+        "sync.invalid_mutation",
+    ),
+    "nesting deeper than the log stores": (
+        lambda w: {"entity_id": w.iid, "base_version": 1, "z": _nested(300), "set": {}},
         "sync.invalid_mutation",
     ),
     "null type": (
@@ -207,6 +252,40 @@ def test_a_rejection_never_blocks_the_queue(app: Any, world: World) -> None:
     # and the next push goes on from there
     [next_one] = phone.push(phone.mutation(entity_id=world.iid, base_version=3, set={}))
     assert next_one["status"] == "applied"
+
+
+def test_a_duplicate_mutation_id_is_rejected_and_the_queue_goes_on(app: Any, world: World) -> None:
+    phone = world.phone
+    first = phone.mutation(entity_id=world.iid, base_version=1, set={"description": "一"})
+    again = phone.mutation(entity_id=world.iid, base_version=1, set={"address": "x"})
+    again["mutation_id"] = first["mutation_id"]  # in the same push
+    third = phone.mutation(entity_id=world.iid, base_version=1, set={"address": "三号"})
+    results = phone.push(first, again, third)
+    assert [r["status"] for r in results] == ["applied", "rejected", "applied"]
+    assert results[1]["code"] == "sync.duplicate_mutation_id"
+    before = _state(app)
+    later = phone.mutation(entity_id=world.iid, base_version=3, set={"address": "y"})
+    later["mutation_id"] = first["mutation_id"].upper().replace("-", "")  # in a later push
+    [result] = phone.push(later)
+    assert (result["status"], result["code"]) == ("rejected", "sync.duplicate_mutation_id")
+    assert result["message"] and result["message_zh"]
+    keep = {k for k in before if k not in ("log", "device_seq")}
+    assert {k: v for k, v in _state(app).items() if k in keep} == {k: before[k] for k in keep}
+    [next_one] = phone.push(phone.mutation(entity_id=world.iid, base_version=3, set={}))
+    assert next_one["status"] == "applied"
+
+
+def test_json_nested_too_deep_for_the_parser_is_malformed(app: Any, world: World) -> None:
+    phone = world.phone
+    before = _state(app)
+    body = '{"protocol":1,"mutations":[],"z":' + "[" * 100_000 + "]" * 100_000 + "}"
+    resp = phone.api.client.post(
+        "/api/v1/sync/push",
+        headers={**phone.headers, "Content-Type": "application/json"},
+        data=body,
+    )
+    _refused(resp, 400, "request.malformed_json")
+    assert _state(app) == before
 
 
 def _refused(resp: Any, status: int, code: str) -> None:
