@@ -167,7 +167,8 @@ def _forgotten(seq: int) -> dict[str, Any]:
 def _unstorable(m: Mapping[str, Any]) -> str | None:
     """What in a mutation the log could not keep as it came, if anything: the log keeps every
     mutation, a rejected one too, so such a mutation is rejected with nothing of it stored
-    but its device_seq (else its INSERT fails and the device's queue is stuck for good)."""
+    but its device_seq and mutation_id (else its INSERT fails and the device's queue is stuck
+    for good)."""
     try:
         text = orjson.dumps(m)
     except orjson.JSONEncodeError:
