@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
+
+# RFC 3339 §5.6 date-time, ASCII digits only (\d would take any script's digits)
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
 
 
 def utcnow() -> datetime:
@@ -23,9 +30,12 @@ def isoformat(value: datetime | None) -> str | None:
 
 
 def parse_rfc3339(text: str) -> datetime:
-    """An RFC 3339 time that names its zone, as UTC. ValueError for anything else: no zone, not
-    a time, or outside what a datetime holds once in UTC (9999-12-31T23:00:00-05:00)."""
+    """An RFC 3339 date-time (with its offset) as UTC. ValueError for anything else: another
+    ISO 8601 form (basic, date only, no zone), not a time, or outside what a datetime holds
+    once in UTC (9999-12-31T23:00:00-05:00)."""
+    if not isinstance(text, str) or not _RFC3339.fullmatch(text):
+        raise ValueError(f"not an RFC 3339 date-time: {text!r}")
     try:
-        return as_utc(datetime.fromisoformat(text.strip().replace("Z", "+00:00")))
+        return as_utc(datetime.fromisoformat(text.upper()))
     except OverflowError:
         raise ValueError(f"out of range: {text!r}") from None

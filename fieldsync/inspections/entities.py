@@ -9,7 +9,7 @@ from typing import Any
 
 import marshmallow as ma
 
-from fieldsync.clock import isoformat
+from fieldsync.clock import isoformat, parse_rfc3339
 from fieldsync.errors import DomainError
 from fieldsync.inspections.models import Inspection, Report
 from fieldsync.inspections.rule_check import await_review, check
@@ -69,8 +69,8 @@ class WireDateTime(ma.fields.AwareDateTime):
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
         try:
-            return isoformat(super()._deserialize(value, attr, data, **kwargs))
-        except OverflowError:  # 9999-12-31T23:59-05:00 is past year 9999 in UTC
+            return isoformat(parse_rfc3339(value))
+        except ValueError:  # not RFC 3339, or past year 9999 once in UTC
             raise self.make_error("invalid", input=value, obj_type="datetime") from None
 
 

@@ -447,10 +447,20 @@ def test_a_failing_commit_is_answered_for_too(
 # --- times ------------------------------------------------------------------------------------
 
 
-def test_out_of_range_times_are_422_on_every_datetime_input(app: Any, api: Any, demo: Any) -> None:
+def test_times_out_of_range_or_not_rfc3339_are_422_on_every_datetime_input(
+    app: Any, api: Any, demo: Any
+) -> None:
     before = count(app, Certificate.id)
     too_late, too_early = "9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+08:00"
-    for when in (too_late, too_early):
+    # ISO 8601 forms that are not RFC 3339: basic, week date, ordinal date, digits of
+    # another script (FULLWIDTH DIGIT TWO)
+    other_forms = (
+        "20261125T080000Z",
+        "2026-W48-3T08:00:00Z",
+        "2026-329T08:00:00Z",
+        "\uff12026-11-25T08:00:00Z",
+    )
+    for when in (too_late, too_early, *other_forms):
         cert = {
             "number": "RANGE-1",
             "valid_from": "2026-01-01T00:00:00Z",

@@ -585,7 +585,8 @@ def test_no_transaction_is_held_while_a_chunk_arrives(app: Any, tus: Tus) -> Non
 
 
 @pytest.mark.parametrize(
-    "captured_at", ["yesterday", "2026-11-25T08:00:00", "9999-12-31T23:59:59-05:00"]
+    "captured_at",
+    ["yesterday", "2026-11-25T08:00:00", "9999-12-31T23:59:59-05:00", "20261125T080000Z"],
 )
 def test_captured_at_must_be_a_time_with_its_zone(app: Any, tus: Tus, captured_at: str) -> None:
     resp = tus.create(100, sha256(b"x"), captured_at=captured_at)
