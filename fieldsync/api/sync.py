@@ -85,9 +85,18 @@ class MutationSchema(ma.Schema):
 
 
 class PushBodySchema(StrictSchema):
-    protocol = ma.fields.Integer(required=True, validate=ma.validate.Equal(1))
+    protocol = ma.fields.Integer(required=True, strict=True, validate=ma.validate.Equal(1))
     device_id = ma.fields.UUID(required=True)
     mutations = ma.fields.List(ma.fields.Nested(MutationSchema), required=True)
+
+    @ma.pre_load
+    def _count_first(self, data: Any, **kwargs: Any) -> Any:
+        # before a single mutation is validated: over the limit, that work is for nothing
+        limit = config().sync_max_mutations
+        mutations = data.get("mutations") if isinstance(data, dict) else None
+        if isinstance(mutations, list) and len(mutations) > limit:
+            raise DomainError("sync.too_many_mutations", limit=limit)
+        return data
 
 
 class PushResultSchema(ma.Schema):
@@ -205,9 +214,6 @@ class Push(MethodView):
     @blp.alt_response(413, description="sync.too_many_mutations or request.too_large")
     def post(self, body: dict[str, Any]) -> Any:
         """Apply the device's mutations in device_seq order; replays return stored results."""
-        limit = config().sync_max_mutations
-        if len(body["mutations"]) > limit:
-            raise DomainError("sync.too_many_mutations", limit=limit)
         return push.push(
             db(),
             principal=principal(),

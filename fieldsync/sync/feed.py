@@ -366,15 +366,22 @@ def decode_cursor(text: str, *, secret: bytes, device_id: str) -> Cursor:
         data = json.loads(body)
         cursor = Cursor(
             device_id=str(data["d"]),
-            positions={str(k): int(v) for k, v in data["p"].items()},
-            evict={str(k): int(v) for k, v in data["e"].items()},
-            issued_at=int(data["t"]),
+            positions={str(k): _counter(v) for k, v in data["p"].items()},
+            evict={str(k): _counter(v) for k, v in data["e"].items()},
+            issued_at=_counter(data["t"]),
         )
     except (ValueError, KeyError, TypeError, AttributeError, json.JSONDecodeError):
         raise DomainError("sync.cursor_invalid") from None
     if cursor.device_id != device_id:
         raise DomainError("sync.cursor_invalid")
     return cursor
+
+
+def _counter(value: Any) -> int:
+    # what the server signs is a BIGINT position or unix seconds: anything else is not its own
+    if type(value) is not int or not 0 <= value < 2**63:
+        raise ValueError(f"not a position: {value!r}")
+    return value
 
 
 # --- pulling ---------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_HLC = re.compile(r"^(\d{15})-(\d{5})-([A-Za-z0-9_.:-]{1,64})$")
+_HLC = re.compile(r"([0-9]{15})-([0-9]{5})-([A-Za-z0-9_.:-]{1,64})")
 MAX_COUNTER = 99_999
 
 
@@ -23,8 +23,8 @@ class HLC:
         return f"{self.wall_ms:015d}-{self.counter:05d}-{self.node}"
 
     @classmethod
-    def parse(cls, text: str) -> HLC:
-        match = _HLC.match(text or "")
+    def parse(cls, text: object) -> HLC:
+        match = _HLC.fullmatch(text) if isinstance(text, str) else None
         if match is None:
             raise ValueError(f"not a hybrid logical clock: {text!r}")
         return cls(int(match[1]), int(match[2]), match[3])

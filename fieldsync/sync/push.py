@@ -154,14 +154,20 @@ def _logged_mutation_ids(session: Session, fresh: Sequence[Mapping[str, Any]]) -
 
 def _forgotten(seq: int) -> dict[str, Any]:
     # at or below last_device_seq but not in the log: cannot happen unless the log was pruned
-    error = DomainError("sync.replay_unknown")
-    return {
+    return _rejection(seq, DomainError("sync.replay_unknown"))
+
+
+def _rejection(seq: int, error: DomainError) -> dict[str, Any]:
+    result = {
         "device_seq": seq,
         "status": "rejected",
         "code": error.code,
         "message": error.message("en"),
         "message_zh": error.message("zh"),
     }
+    if error.errors is not None:
+        result["errors"] = error.errors
+    return result
 
 
 def _unstorable(m: Mapping[str, Any]) -> str | None:
@@ -295,11 +301,12 @@ def _apply_one(
     logged: set[uuid.UUID],
 ) -> tuple[dict[str, Any], dict[str, Any], Any]:
     seq = int(m["device_seq"])
+    given_id = _uuid_or_none(m.get("mutation_id"))
     unstorable = _unstorable(m)
     if unstorable is not None:
-        given_id = _uuid_or_none(m.get("mutation_id"))
         m = {"device_seq": seq, **({"mutation_id": str(given_id)} if given_id else {})}
-    mutation_id = _uuid_or_none(m.get("mutation_id")) or uuid.uuid4()
+    # a mutation without an id of its own is logged (and quarantined) under one made here
+    mutation_id = given_id or uuid.uuid4()
     mtype = str(m.get("type", ""))
     entity_id = _uuid_or_none(m.get("entity_id"))
     row: dict[str, Any] = {
@@ -317,6 +324,10 @@ def _apply_one(
     try:
         if unstorable is not None:
             raise DomainError("sync.invalid_mutation", errors={"mutation": [unstorable]})
+        if given_id is None:
+            raise DomainError(
+                "sync.invalid_mutation", errors={"mutation_id": ["a UUID chosen by the device"]}
+            )
         if mutation_id in logged:
             # logged under an id of its own: the id it came with names another mutation
             row["id"] = uuid.uuid4()
@@ -329,7 +340,7 @@ def _apply_one(
         if entity_id is None:
             raise DomainError("sync.invalid_mutation", errors={"entity_id": ["a UUID is required"]})
         try:
-            clock = HLC.parse(str(m.get("hlc", "")))
+            clock = HLC.parse(m.get("hlc"))
         except ValueError:
             raise DomainError("sync.invalid_hlc") from None
         # what the merge and the field clocks use (the mutation as received keeps the original)
@@ -366,15 +377,7 @@ def _apply_one(
         row["result"] = result
         return result, row, record
     except DomainError as error:
-        result = {
-            "device_seq": seq,
-            "status": "rejected",
-            "code": error.code,
-            "message": error.message("en"),
-            "message_zh": error.message("zh"),
-        }
-        if error.errors is not None:
-            result["errors"] = error.errors
+        result = _rejection(seq, error)
         if row["entity"] is not None and entity_id is not None:
             result.update(entity=row["entity"], id=str(entity_id))
         row.update(
@@ -412,6 +415,12 @@ def _apply_action(
             raise DomainError("sync.base_version_from_future", version=record.version)
     if action == "upsert":
         return _upsert(ctx, spec, entity_id, record, m, base_version)
+    if any(_changes(m)):
+        # dropping them would lose what the officer wrote without a word
+        raise DomainError(
+            "sync.invalid_mutation",
+            errors={action: ["set, add and remove belong in an upsert, queued before it"]},
+        )
     if record is None:
         raise DomainError("sync.unknown_entity", id=str(entity_id))
     if action == "delete":
@@ -530,12 +539,18 @@ def _lost_summary(lost: Sequence[Any]) -> dict[str, Any]:
     return {f"lost:{lv.field}": {"value": lv.lost, "side": lv.lost_side} for lv in lost}
 
 
+def _changes(m: Mapping[str, Any]) -> tuple[dict, dict, dict]:
+    """A mutation's `set`, `add` and `remove`: each an object, or absent (null)."""
+    parts = {part: m.get(part) for part in ("set", "add", "remove")}
+    wrong = {p: ["an object"] for p, v in parts.items() if v is not None and type(v) is not dict}
+    if wrong:
+        raise DomainError("sync.invalid_mutation", errors=wrong)
+    set_, add, remove = (v or {} for v in parts.values())
+    return set_, add, remove
+
+
 def _validated(spec: SyncedEntity, m: Mapping[str, Any]) -> tuple[dict, dict, dict]:
-    set_, add, remove = m.get("set") or {}, m.get("add") or {}, m.get("remove") or {}
-    if not all(isinstance(x, dict) for x in (set_, add, remove)):
-        raise DomainError(
-            "sync.invalid_mutation", errors={"set": ["set, add and remove are objects"]}
-        )
+    set_, add, remove = _changes(m)
     assert spec.schema is not None
     schema = _schema(spec.schema)
     errors: dict[str, Any] = {}
@@ -550,8 +565,12 @@ def _validated(spec: SyncedEntity, m: Mapping[str, Any]) -> tuple[dict, dict, di
             errors[part] = e.messages
             out.append({})
     for name, items in remove.items():
-        if name not in spec.fields or not isinstance(items, list):
-            errors.setdefault("remove", {})[name] = ["a list of values or item ids"]
+        if not (
+            name in spec.fields
+            and isinstance(items, list)
+            and all(isinstance(item, str) for item in items)
+        ):
+            errors.setdefault("remove", {})[name] = ["a list of values or item ids (strings)"]
     if errors:
         raise DomainError("sync.invalid_mutation", errors=errors)
     from fieldsync.inspections.entities import _jsonable
@@ -559,7 +578,7 @@ def _validated(spec: SyncedEntity, m: Mapping[str, Any]) -> tuple[dict, dict, di
     return (
         _jsonable(out[0]),
         _jsonable(out[1]),
-        {k: [str(v) for v in vs] for k, vs in remove.items()},
+        remove,
     )
 
 

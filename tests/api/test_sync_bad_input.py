@@ -102,6 +102,40 @@ REJECTED: dict[str, tuple[Case, str]] = {
         lambda w: {"entity_id": w.iid, "base_version": 1, "set": "description"},
         "sync.invalid_mutation",
     ),
+    "set is a list": (
+        lambda w: {"entity_id": w.iid, "base_version": 1, "set": []},
+        "sync.invalid_mutation",
+    ),
+    "set is false": (
+        lambda w: {"entity_id": w.iid, "base_version": 1, "set": False},
+        "sync.invalid_mutation",
+    ),
+    "add is a number": (
+        lambda w: {"entity_id": w.iid, "base_version": 1, "add": 0},
+        "sync.invalid_mutation",
+    ),
+    "remove names an object": (
+        lambda w: {"entity_id": w.iid, "base_version": 1, "remove": {"present": [{"id": "x"}]}},
+        "sync.invalid_mutation",
+    ),
+    "a submit that sets fields": (
+        lambda w: {
+            "type": "inspection.submit",
+            "entity_id": w.iid,
+            "base_version": 1,
+            "set": {"description": "交回前改"},
+        },
+        "sync.invalid_mutation",
+    ),
+    "a delete that adds": (
+        lambda w: {
+            "type": "inspection.delete",
+            "entity_id": w.iid,
+            "base_version": 1,
+            "add": {"present": [str(demo_uuid("person", "cg_liu"))]},
+        },
+        "sync.invalid_mutation",
+    ),
     "value of the wrong shape": (
         lambda w: {"entity_id": w.iid, "base_version": 1, "set": {"location": "路口"}},
         "sync.invalid_mutation",
@@ -125,6 +159,18 @@ REJECTED: dict[str, tuple[Case, str]] = {
             "device_time": "9999-12-31T23:59:59-05:00",
             "set": {},
         },
+        "sync.invalid_mutation",
+    ),
+    "device_time in ISO 8601 basic form": (
+        lambda w: {"entity_id": w.iid, "base_version": 1, "device_time": "20261125T080000Z"},
+        "sync.invalid_mutation",
+    ),
+    "device_time a date only": (
+        lambda w: {"entity_id": w.iid, "base_version": 1, "device_time": "2026-11-25"},
+        "sync.invalid_mutation",
+    ),
+    "occurred_at in ISO 8601 basic form": (
+        lambda w: {"entity_id": w.iid, "base_version": 1, "set": {"occurred_at": "20261125T0800Z"}},
         "sync.invalid_mutation",
     ),
     "occurred_at out of range once in UTC": (
@@ -181,6 +227,22 @@ REJECTED: dict[str, tuple[Case, str]] = {
         lambda w: {"entity_id": w.iid, "base_version": 1, "hlc": "yesterday", "set": {}},
         "sync.invalid_hlc",
     ),
+    "hybrid logical clock in other digits": (
+        lambda w: {
+            "entity_id": w.iid,
+            "base_version": 1,
+            "hlc": "\u0661" * 15 + "-00001-phone",  # ARABIC-INDIC DIGIT ONE
+        },
+        "sync.invalid_hlc",
+    ),
+    "hybrid logical clock with a line break after it": (
+        lambda w: {"entity_id": w.iid, "base_version": 1, "hlc": "001764000000000-00001-phone\n"},
+        "sync.invalid_hlc",
+    ),
+    "hybrid logical clock not a string": (
+        lambda w: {"entity_id": w.iid, "base_version": 1, "hlc": 1764000000000},
+        "sync.invalid_hlc",
+    ),
     # unknown type
     "unknown entity": (
         lambda w: {"type": "spaceship.upsert", "entity_id": w.iid, "set": {}},
@@ -235,6 +297,27 @@ def test_a_bad_mutation_is_rejected_and_changes_nothing(app: Any, world: World, 
     _only_quarantined(before, _state(app), mutation["mutation_id"])
     [listed] = phone.get("/quarantine").get_json()[:1]
     assert (listed["mutation_id"], listed["code"]) == (mutation["mutation_id"], code)
+
+
+@pytest.mark.parametrize("given", ["absent", None, "m-41", 41])
+def test_a_mutation_without_an_id_of_its_own_is_rejected(
+    app: Any, world: World, given: Any
+) -> None:
+    phone = world.phone
+    before = _state(app)
+    mutation = phone.mutation(entity_id=world.iid, base_version=1, set={"address": "x"})
+    if given == "absent":
+        del mutation["mutation_id"]
+    else:
+        mutation["mutation_id"] = given
+    [result] = phone.push(mutation)
+    assert (result["status"], result["code"]) == ("rejected", "sync.invalid_mutation")
+    assert "mutation_id" in result["errors"]
+    after = _state(app)
+    [(logged_as, _, _)] = set(after["log"]) - set(before["log"])
+    _only_quarantined(before, after, logged_as)
+    [listed] = phone.get("/quarantine").get_json()[:1]
+    assert (listed["mutation_id"], listed["device_seq"]) == (logged_as, mutation["device_seq"])
 
 
 def test_a_rejection_never_blocks_the_queue(app: Any, world: World) -> None:
@@ -316,6 +399,24 @@ def test_too_many_mutations(app: Any, world: World, monkeypatch: Any) -> None:
     assert phone.send(mutations[:3]).status_code == 200  # at the limit: accepted
 
 
+def test_too_many_mutations_is_answered_before_any_is_read(
+    app: Any, world: World, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(app.extensions["fieldsync"].config, "sync_max_mutations", 3)
+    before = _state(app)
+    _refused(world.phone.send([{"device_seq": "?"}] * 4), 413, "sync.too_many_mutations")
+    assert _state(app) == before
+
+
+@pytest.mark.parametrize("protocol", ["1", 1.0, True, 2])
+def test_a_protocol_other_than_1(app: Any, world: World, protocol: Any) -> None:
+    phone = world.phone
+    before = _state(app)
+    mutation = phone.mutation(entity_id=world.iid, base_version=1, set={"address": "x"})
+    _refused(phone.send([mutation], protocol=protocol), 422, "request.invalid")
+    assert _state(app) == before
+
+
 def test_too_many_bytes(app: Any, world: World) -> None:
     phone = world.phone
     limit = app.extensions["fieldsync"].config.max_body_bytes
@@ -358,6 +459,33 @@ def test_a_cursor_not_of_this_device(app: Any, api: Any, world: World, which: st
     }[which]
     before = _state(app)
     _refused(phone.pull(cursor=cursor), 400, "sync.cursor_invalid")
+    assert _state(app) == before
+
+
+@pytest.mark.parametrize(
+    "positions",
+    [{"p": 2**64}, {"p": -1}, {"p": 1.5}, {"p": "7"}, {"t": 2**70}],
+    ids=["beyond 64 bits", "negative", "fraction", "string", "issued beyond 64 bits"],
+)
+def test_a_cursor_the_server_could_not_have_signed(
+    app: Any, world: World, positions: dict[str, Any]
+) -> None:
+    """Signed with the server's secret (as if it had leaked), but holding numbers the server
+    never writes into a cursor: refused, not a server error."""
+    from fieldsync.sync.feed import decode_cursor, encode_cursor
+
+    phone = world.phone
+    phone.pull_all()
+    secret = app.extensions["fieldsync"].config.secret()
+    cursor = decode_cursor(phone.cursor, secret=secret, device_id=phone.device_id)
+    audience = next(iter(cursor.positions))
+    forged = dataclasses.replace(
+        cursor,
+        positions={**cursor.positions, audience: positions.get("p", 0)},
+        issued_at=positions.get("t", cursor.issued_at),
+    )
+    before = _state(app)
+    _refused(phone.pull(cursor=encode_cursor(forged, secret=secret)), 400, "sync.cursor_invalid")
     assert _state(app) == before
 
 
