@@ -31,10 +31,19 @@ class _Strict(ma.Schema):
         unknown = ma.RAISE
 
 
+class JsonNumber(ma.fields.Float):
+    """A JSON number: "39.9" is a string, refused as a phone bug rather than read as 39.9."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, str):
+            raise self.make_error("invalid", input=value)
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
 class Location(_Strict):
-    lat = ma.fields.Float(required=True, validate=ma.validate.Range(-90, 90))
-    lon = ma.fields.Float(required=True, validate=ma.validate.Range(-180, 180))
-    accuracy_m = ma.fields.Float(load_default=None, validate=ma.validate.Range(0, 100_000))
+    lat = JsonNumber(required=True, validate=ma.validate.Range(-90, 90))
+    lon = JsonNumber(required=True, validate=ma.validate.Range(-180, 180))
+    accuracy_m = JsonNumber(load_default=None, validate=ma.validate.Range(0, 100_000))
 
 
 class Party(_Strict):

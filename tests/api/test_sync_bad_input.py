@@ -140,6 +140,14 @@ REJECTED: dict[str, tuple[Case, str]] = {
         lambda w: {"entity_id": w.iid, "base_version": 1, "set": {"location": "路口"}},
         "sync.invalid_mutation",
     ),
+    "a coordinate given as a string": (
+        lambda w: {
+            "entity_id": w.iid,
+            "base_version": 1,
+            "set": {"location": {"lat": "39.9", "lon": 116.4}},
+        },
+        "sync.invalid_mutation",
+    ),
     "unknown field": (
         lambda w: {"entity_id": w.iid, "base_version": 1, "set": {"colour": "red"}},
         "sync.invalid_mutation",
