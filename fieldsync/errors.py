@@ -114,6 +114,27 @@ _p("org.unknown_team", 422, "Unknown team: {id}.", "未知执法队：{id}。")
 _p("org.unknown_person", 422, "Unknown person: {id}.", "未知人员：{id}。")
 _p("org.unknown_matter", 422, "Unknown matter: {code}.", "未知执法事项：{code}。")
 _p("org.unknown_grid", 422, "Unknown grid: {id}.", "未知网格：{id}。")
+_p("org.unknown_street", 422, "Unknown street: {id}.", "未知街道：{id}。")
+_p(
+    "org.transfer_same_street",
+    409,
+    "{username} is already on that street.",
+    "{username} 已在该街道。",
+)
+_p(
+    "org.transfer_holds_reports",
+    409,
+    "{username} is responsible for {count} report(s) of this street: name who takes them over "
+    "(reports_to).",
+    "{username} 负责本街道 {count} 件上报，请指定接手人员（reports_to）。",
+)
+_p(
+    "org.transfer_draft_reports",
+    409,
+    "{username} has {count} report draft(s) not yet submitted: they are submitted or deleted "
+    "on the phone before the transfer.",
+    "{username} 有 {count} 件上报草稿尚未提交，请先在手机上提交或删除后再调动。",
+)
 _p("org.person_not_found", 404, "No such person: {id}.", "未找到该人员：{id}。")
 _p("org.certificate_not_found", 404, "No such certificate: {id}.", "未找到该执法证：{id}。")
 _p("org.username_taken", 409, "The username {username} is taken.", "用户名 {username} 已被占用。")

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from fieldsync.api.base import ALL_ROLES, Blueprint, db, principal, requires, services
 from fieldsync.api.schemas import AwareDateTime, StrictSchema
 from fieldsync.clock import utcnow
+from fieldsync.inspections import reports
 from fieldsync.org import service
 from fieldsync.org.models import Community, DepartmentKind, Grid, Role
 
@@ -117,6 +118,20 @@ class PersonPatchSchema(StrictSchema):
     active = ma.fields.Boolean()
 
 
+class PersonTransferSchema(StrictSchema):
+    street_id = ma.fields.UUID(required=True, metadata={"description": "the street they join"})
+    grid_id = ma.fields.UUID(
+        load_default=None, metadata={"description": "their grid there (grid workers)"}
+    )
+    reports_to = ma.fields.UUID(
+        load_default=None,
+        metadata={
+            "description": "who takes over the reports they are responsible for here "
+            "(required when there are any)"
+        },
+    )
+
+
 class CertificateCreateSchema(StrictSchema):
     number = ma.fields.String(required=True, validate=ma.validate.Length(1, 64))
     valid_from = AwareDateTime(required=True)
@@ -213,6 +228,37 @@ class Officer(MethodView):
         return service.update_person(
             db(), hasher=services().hasher, person=person, changes=body, now=utcnow()
         )
+
+
+@blp.route("/officers/<uuid:person_id>/transfer")
+class OfficerTransfer(MethodView):
+    @requires(Role.ADMIN)
+    @blp.arguments(PersonTransferSchema)
+    @blp.response(200, PersonSchema)
+    @blp.alt_response(
+        409,
+        description="org.transfer_same_street, org.last_admin, org.transfer_holds_reports, "
+        "org.transfer_draft_reports",
+    )
+    @blp.alt_response(422, description="org.unknown_street, org.unknown_grid, report.assignee_*")
+    def post(self, body: dict[str, Any], person_id: Any) -> Any:
+        """Move a person of the admin's street to another street (调动). Their reports here go
+        to `reports_to`; their phones lose this street's records (`out_of_scope`) and receive
+        the new street's on their next sync."""
+        here = principal().street_id
+        person = service.get_person(db(), person_id=person_id, street_id=here)
+        service.transfer_person(
+            db(), person=person, street_id=body["street_id"], grid_id=body["grid_id"]
+        )
+        reports.hand_over(
+            db(),
+            principal=principal(),
+            holder=person,
+            street_id=here,
+            to=body["reports_to"],
+            now=utcnow(),
+        )
+        return person
 
 
 @blp.route("/officers/<uuid:person_id>/certificates")

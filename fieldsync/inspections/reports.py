@@ -166,3 +166,46 @@ def assign(
         )
     )
     return report
+
+
+def hand_over(
+    session: Session,
+    *,
+    principal: Any,
+    holder: Person,
+    street_id: uuid.UUID,
+    to: uuid.UUID | None,
+    now: datetime,
+) -> int:
+    """When `holder` leaves `street_id` (the principal's): every report of that street they
+    are responsible for goes to `to`, each as an assignment on its trace. A draft refuses the
+    move: it is still being written on their phone (submitted or deleted there first, it is
+    handed over or gone). Returns how many were handed over."""
+    held = list(
+        session.scalars(
+            select(Report)
+            .where(
+                Report.street_id == street_id,
+                Report.assignee_id == holder.id,
+                Report.deleted_at.is_(None),
+            )
+            .order_by(Report.id)
+            .with_for_update()
+        )
+    )
+    drafts = sum(1 for r in held if r.status == "draft")
+    if drafts:
+        raise DomainError("org.transfer_draft_reports", username=holder.username, count=drafts)
+    if held and (to is None or to == holder.id):
+        raise DomainError("org.transfer_holds_reports", username=holder.username, count=len(held))
+    note = f"调动交接 handed over: {holder.username} moves to another street"
+    for report in held:
+        assign(
+            session,
+            report_id=report.id,
+            principal=principal,
+            assignee_id=to,  # type: ignore[arg-type]
+            note=note,
+            now=now,
+        )
+    return len(held)

@@ -236,6 +236,29 @@ def update_person(
     return person
 
 
+def transfer_person(
+    session: Session, *, person: Person, street_id: uuid.UUID, grid_id: uuid.UUID | None
+) -> Person:
+    """Move a person to another street's roster (and its team, if they were on one): their
+    devices get the old street's records as `delete / out_of_scope` on their next pull and the
+    new street's records after them. Certificates, department and roles go with them; the
+    street they leave keeps an admin. Their reports there are handed over in the same
+    transaction (fieldsync.inspections.reports.hand_over)."""
+    if session.get(Street, street_id) is None:
+        raise DomainError("org.unknown_street", id=str(street_id))
+    if street_id == person.street_id:
+        raise DomainError("org.transfer_same_street", username=person.username)
+    _check_refs(session, street_id=street_id, department_id=None, grid_id=grid_id)
+    _keep_an_admin(session, person, {"active": False})  # to the street they leave: gone
+    team = team_of_street(session, street_id) if person.team_id is not None else None
+    person.street_id = street_id
+    person.team_id = team.id if team is not None else None
+    person.grid_id = grid_id
+    session.flush()
+    session.expire(person, ["street"])  # loaded with the person: the street they left
+    return person
+
+
 def add_certificate(
     session: Session,
     *,

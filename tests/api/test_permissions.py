@@ -25,6 +25,7 @@ ROSTER = frozenset({"admin", "captain", "dispatcher", "reviewer", "case_handler"
 PUBLIC = "public"
 OK = "2xx"
 
+TRANSFER = "/api/v1/officers/<uuid:person_id>/transfer"
 # (method, path rule) -> roles the role gate lets through
 EXPECTED: dict[tuple[str, str], Any] = {
     ("GET", "/api/v1/health"): PUBLIC,
@@ -40,6 +41,7 @@ EXPECTED: dict[tuple[str, str], Any] = {
     ("GET", "/api/v1/officers/<uuid:person_id>"): ROSTER,
     ("PATCH", "/api/v1/officers/<uuid:person_id>"): {"admin"},
     ("POST", "/api/v1/officers/<uuid:person_id>/certificates"): {"admin"},
+    ("POST", TRANSFER): {"admin"},
     ("POST", "/api/v1/certificates/<uuid:certificate_id>/revoke"): {"admin"},
     ("GET", "/api/v1/sync/pull"): ALL,
     ("POST", "/api/v1/sync/push"): ALL,
@@ -57,6 +59,9 @@ OWN: dict[tuple[str, str], dict[str, int]] = {
     ("POST", CONFLICT + "/resolve"): {
         r: 404 for r in ("grid_worker", "dispatcher", "case_handler", "admin")
     },
+    # a move to the street the person is on: the gate and the lookup are what is tested here,
+    # a real move (which would take the person out of the table's world) in test_transfer
+    ("POST", TRANSFER): {"admin": 409},
 }
 
 
@@ -91,6 +96,7 @@ REQUESTS: dict[tuple[str, str], Any] = {
     ("POST", "/api/v1/officers/<uuid:person_id>/certificates"): _new_certificate,
     ("POST", "/api/v1/certificates/<uuid:certificate_id>/revoke"): {"json": {"reason": "调岗"}},
     ("POST", "/api/v1/sync/push"): _push,
+    ("POST", TRANSFER): lambda ctx: {"json": {"street_id": ctx.target.ids["street"]}},
     ("POST", CONFLICT + "/resolve"): {"json": {"resolution": "keep"}},
 }
 # which object a parameter stands for when it is not the parameter's own (a case in a state)

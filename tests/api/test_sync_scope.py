@@ -1,10 +1,10 @@
 """Records leaving a device's scope reach it as `op: delete, reason: out_of_scope` (PROTOCOL.md
 §2): an officer moved to the other street, an officer whose roles change, a reassigned report.
 
-No API moves a person to another street (PATCH /officers keeps the street): that change is made
-through the models here, as a service would make it; the role change goes through
-PATCH /officers. A report's reassignment is made through the models here too, to prove the feed
-alone does it; POST /reports/{id}/assign drives it through the API in test_reports_api."""
+The move to another street and a report's reassignment are made through the models here, to
+prove the feed alone does it; POST /officers/{id}/transfer (test_transfer) and
+POST /reports/{id}/assign (test_reports_api) drive them through the API. The role change goes
+through PATCH /officers."""
 
 from __future__ import annotations
 
