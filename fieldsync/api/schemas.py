@@ -27,7 +27,6 @@ class AwareDateTime(ma.fields.AwareDateTime):
         super().__init__(format="iso", **kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
-        super()._deserialize(value, attr, data, **kwargs)  # its errors: not a time, naive
         try:
             return parse_rfc3339(value)
         except ValueError:

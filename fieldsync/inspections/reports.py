@@ -193,10 +193,12 @@ def hand_over(
             .with_for_update()
         )
     )
+    if not held:
+        return 0
     drafts = sum(1 for r in held if r.status == "draft")
     if drafts:
         raise DomainError("org.transfer_draft_reports", username=holder.username, count=drafts)
-    if held and (to is None or to == holder.id):
+    if to is None or to == holder.id:
         raise DomainError("org.transfer_holds_reports", username=holder.username, count=len(held))
     note = f"调动交接 handed over: {holder.username} moves to another street"
     for report in held:
@@ -204,7 +206,7 @@ def hand_over(
             session,
             report_id=report.id,
             principal=principal,
-            assignee_id=to,  # type: ignore[arg-type]
+            assignee_id=to,
             note=note,
             now=now,
         )

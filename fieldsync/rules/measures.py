@@ -34,7 +34,7 @@ ONSITE_PENALTY_LIMIT_YUAN: dict[str, Decimal] = {
 PARTY_KIND_ZH = {"individual": "个人", "organisation": "单位"}
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-_DECIMAL = re.compile(r"\d+(\.\d+)?")
+_DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?")  # ASCII: Decimal() takes any script's digits
 _RFC3339_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 _MEASURE_TYPES = frozenset(m.value for m in MeasureType)

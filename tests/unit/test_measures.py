@@ -129,6 +129,7 @@ def test_seizure_item_fields_are_checked():
             {"item": "", "quantity": 0, "unit": "辆", "colour": "red"},
             "bike",
             {"item": "x", "quantity": True, "unit": "个"},
+            {"item": "x", "quantity": "\uff11\uff12", "unit": "个"},  # FULLWIDTH ONE, TWO
         ],
         "receipt_no": " ",
     }
@@ -140,6 +141,7 @@ def test_seizure_item_fields_are_checked():
         "details.items.0.colour",
         "details.items.1",
         "details.items.2.quantity",
+        "details.items.3.quantity",
         "details.receipt_no",
     }
 
