@@ -20,9 +20,10 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from fieldsync.errors import DomainError
+from fieldsync.identity.models import Device
 from fieldsync.inspections.models import Report
 from fieldsync.org.models import Person, Role
-from fieldsync.sync.models import Event
+from fieldsync.sync.models import DeviceSyncState, Event
 
 STATUSES = ("draft", "submitted")
 # the field roles that take reports (see the module's docstring)
@@ -180,7 +181,19 @@ def hand_over(
     """When `holder` leaves `street_id` (the principal's): every report of that street they
     are responsible for goes to `to`, each as an assignment on its trace. A draft refuses the
     move: it is still being written on their phone (submitted or deleted there first, it is
-    handed over or gone). Returns how many were handed over."""
+    handed over or gone). Returns how many were handed over.
+
+    Called after the person's street has changed: a push of theirs still in flight may be
+    writing a report of this street, so their devices' sync locks are taken first. A push
+    that holds one commits before the reports are read; one that waits for it finds them
+    moved once it has the lock, and is refused (fieldsync.sync.push)."""
+    session.execute(
+        select(DeviceSyncState.device_id)
+        .join(Device, Device.id == DeviceSyncState.device_id)
+        .where(Device.person_id == holder.id)
+        .order_by(DeviceSyncState.device_id)
+        .with_for_update(of=DeviceSyncState)
+    ).all()
     held = list(
         session.scalars(
             select(Report)

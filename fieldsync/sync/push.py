@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from fieldsync.clock import isoformat, parse_rfc3339
 from fieldsync.errors import DomainError, flag
 from fieldsync.identity.models import Device
+from fieldsync.org.models import Person
 from fieldsync.org.reference import references_read_once
 from fieldsync.sync import registry
 from fieldsync.sync.hlc import HLC, capped
@@ -52,6 +53,12 @@ def push(
         raise DomainError("sync.sequence_unordered")
 
     state = _lock_device_state(session, device.id)
+    # The person may have been moved to another street while this push waited for the lock
+    # (a transfer takes its devices' locks before it hands their reports over): the request
+    # read them before, so it would write by the street they left. Sent again, it is not.
+    street_now = session.scalar(select(Person.street_id).where(Person.id == principal.person_id))
+    if street_now != principal.street_id:
+        raise DomainError("request.concurrent_write")
     last = state.last_device_seq
     fresh = [m for m in mutations if int(m["device_seq"]) > last]
     for expected, m in enumerate(fresh, start=last + 1):

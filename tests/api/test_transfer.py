@@ -5,17 +5,19 @@ each report's trace; a refused move leaves everything as it was."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from typing import Any
 
 import pytest
+from conftest import BACKEND
 from sqlalchemy import select
 from sync_phone import Phone  # type: ignore[import-not-found]
 
 from fieldsync.demo import STREET_A_CODE, STREET_B_CODE, demo_uuid, grid_code
 from fieldsync.inspections.models import Report
 from fieldsync.org.models import Person, RosterPeriod, Team
-from fieldsync.sync.models import Event
+from fieldsync.sync.models import DeviceSyncState, Event
 
 STREET_A = str(demo_uuid("street", STREET_A_CODE))
 STREET_B = str(demo_uuid("street", STREET_B_CODE))
@@ -154,3 +156,95 @@ def test_a_refused_transfer_changes_nothing(
     resp = transfer(api, username, who, **body)
     assert (resp.status_code, resp.get_json()["error"]) == (status, code), resp.get_json()
     assert snapshot(app) == before
+
+
+@pytest.mark.skipif(
+    BACKEND != "postgresql",
+    reason="SQLite serialises whole write transactions (BEGIN IMMEDIATE): a push's request "
+    "holds the write lock from the moment it reads its caller, so no transfer commits in between",
+)
+def test_a_push_that_waited_for_a_transfer_is_sent_again(
+    app: Any, api: Any, demo: Any, monkeypatch: Any
+) -> None:
+    """The mover's push read them (on the old street) before the transfer committed, and got its
+    device's lock after: it writes nothing and is refused as a concurrent write; sent again, it
+    goes by the street they are on now."""
+    from fieldsync.sync import push as push_module
+
+    phone = Phone(api, "cg_liu")
+    phone.pull_all()
+    with app.extensions["fieldsync"].sessionmaker() as s:
+        team_b = s.scalar(select(Team.id).where(Team.street_id == uuid.UUID(STREET_B)))
+    locked = push_module._lock_device_state
+
+    def moved_meanwhile(session: Any, device_id: Any) -> Any:
+        state = locked(session, device_id)
+        with app.extensions["fieldsync"].sessionmaker() as other, other.begin():
+            person = other.get(Person, uuid.UUID(pid("cg_liu")))
+            person.street_id, person.team_id = uuid.UUID(STREET_B), team_b
+        return state
+
+    iid = str(uuid.uuid4())
+    mutation = phone.mutation(entity_id=iid, set={"matter_code": "CG-001", "description": "占道"})
+    before = snapshot(app)
+    monkeypatch.setattr(push_module, "_lock_device_state", moved_meanwhile)
+    resp = phone.send([mutation])
+    monkeypatch.undo()
+    assert (resp.status_code, resp.get_json()["error"]) == (409, "request.concurrent_write")
+    after = snapshot(app)
+    assert after["reports"] == before["reports"] and after["events"] == before["events"]
+    [result] = phone.push(mutation)
+    assert result["status"] == "applied", result
+    assert result["data"]["street_id"] == STREET_B
+
+
+@pytest.mark.skipif(
+    BACKEND != "postgresql",
+    reason="SQLite serialises whole write transactions (BEGIN IMMEDIATE): no push is in flight "
+    "while a transfer runs",
+)
+def test_a_transfer_waits_for_a_push_in_flight(app: Any, api: Any, demo: Any) -> None:
+    """A push of the mover's that holds its device's lock and is writing a report of the old
+    street: the transfer waits for it to commit, and hands that report over too."""
+    phone = Phone(api, "grid_duofu1")
+    first = a_report(phone)
+    mover = uuid.UUID(pid("grid_duofu1"))
+    in_flight = app.extensions["fieldsync"].sessionmaker()
+    in_flight.begin()
+    in_flight.execute(
+        select(DeviceSyncState)
+        .where(DeviceSyncState.device_id == uuid.UUID(phone.device_id))
+        .with_for_update()
+    ).all()
+    second = uuid.uuid4()
+    in_flight.add(
+        Report(
+            id=second,
+            street_id=uuid.UUID(STREET_A),
+            created_by_id=mover,
+            created_device_id=uuid.UUID(phone.device_id),
+            assignee_id=mover,
+            status="submitted",
+            description="路面塌陷",
+            grid_id=uuid.UUID(DUOFU_1),
+        )
+    )
+    in_flight.flush()
+
+    answers: list[Any] = []
+    move = threading.Thread(
+        target=lambda: answers.append(
+            transfer(api, "grid_duofu1", grid_id=JIXIANG_1, reports_to=pid("grid_duofu2"))
+        )
+    )
+    move.start()
+    move.join(timeout=1.0)
+    waited = move.is_alive()
+    in_flight.commit()
+    in_flight.close()
+    move.join(timeout=30)
+    assert waited, "the transfer did not wait for the push in flight"
+    [resp] = answers
+    assert resp.status_code == 200, resp.get_json()
+    for rid in (first, str(second)):
+        assert api.get(f"/reports/{rid}", "captain").get_json()["assignee_id"] == pid("grid_duofu2")
