@@ -550,8 +550,9 @@ class DeviceClient:
         return self.http.request(method, url, **kwargs)
 
     def _request(self, method: str, path: str, *, auth: bool = True, **kwargs: Any) -> Any:
-        """Retries network errors and 5xx with exponential backoff and full jitter, bounded by
-        max_attempts. Pushes are safe to repeat: the server answers replays from its log."""
+        """Retries network errors, 5xx and 409 request.concurrent_write with exponential
+        backoff and full jitter, bounded by max_attempts. Pushes are safe to repeat: the
+        server answers replays from its log."""
         last_problem = ""
         for attempt in range(self.max_attempts):
             if attempt:
@@ -569,6 +570,10 @@ class DeviceClient:
                 continue
             if resp.status_code >= 500:
                 last_problem = f"HTTP {resp.status_code}"
+                continue
+            if resp.status_code == 409 and _error_code(resp) == "request.concurrent_write":
+                # the server's "send yours again": another write raced this one
+                last_problem = "HTTP 409 request.concurrent_write"
                 continue
             if resp.status_code == 401:
                 code = _error_code(resp)

@@ -160,3 +160,28 @@ def test_an_expired_cursor_drops_the_replica_keeps_the_outbox_and_starts_over(
     assert set(phone.store.records("matter")) == {rid}
     assert phone.store.pending_count() == 1
     assert phone.store.cursor == "fresher"
+
+
+def test_a_concurrent_write_is_sent_again(tmp_path: Path) -> None:
+    # the server's "send yours again" (a transfer of the officer committed while the push
+    # waited, or a unique constraint raced): retried like a 5xx, applied once
+    answers = iter([(409, {"error": "request.concurrent_write"}), None])
+
+    def handler(method: str, path: str, kwargs: dict[str, Any]) -> Any:
+        return next(answers) or _ok_push(kwargs)
+
+    phone = Scripted(tmp_path, handler)
+    phone.new_inspection(matter_code="CG-001", description="x")
+    assert phone.push().statuses == {"applied": 1}
+    assert len(phone.calls) == 2 and len(phone.delays) == 1
+    assert phone.store.pending_count() == 0
+
+
+def test_a_concurrent_write_that_keeps_coming_is_reported(tmp_path: Path) -> None:
+    phone = Scripted(tmp_path, lambda *_: (409, {"error": "request.concurrent_write"}))
+    phone.new_inspection(matter_code="CG-001", description="x")
+    with pytest.raises(Offline) as raised:
+        phone.push()
+    assert len(phone.calls) == 4
+    assert "keeps failing" in str(raised.value) and "request.concurrent_write" in str(raised.value)
+    assert phone.store.pending_count() == 1
