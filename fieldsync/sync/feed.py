@@ -27,6 +27,7 @@ from fieldsync.sync import registry
 from fieldsync.sync.models import FeedCounter, FeedEntry, FeedPayload
 
 _PENDING = "fieldsync.sync.pending"
+_WIRE_FORMS = "fieldsync.sync.wire_forms"
 
 
 # --- recording: session hooks ---------------------------------------------------------------
@@ -84,6 +85,15 @@ def _before_commit(session: Session) -> None:
 @event.listens_for(Session, "after_rollback")
 def _after_rollback(session: Session) -> None:
     session.info.pop(_PENDING, None)
+    session.info.pop(_WIRE_FORMS, None)
+
+
+def known_wire_form(session: Session, record: Synced, data: dict[str, Any]) -> None:
+    """`data` is the record's wire form at its current version, made by this transaction (a
+    push's result): the seal stores it rather than serializing the record again. Called once
+    the record is flushed; a later change moves its version, which makes this one stale."""
+    key = (record.__sync_entity__, record.id)  # type: ignore[attr-defined]
+    session.info.setdefault(_WIRE_FORMS, {})[key] = (record.version, data)
 
 
 def seal(session: Session) -> None:
@@ -92,6 +102,7 @@ def seal(session: Session) -> None:
     handed out in commit order — a pull can never pass a position that commits later."""
     session.flush()
     pending: dict[tuple[str, Any], tuple[Synced, bool]] = session.info.pop(_PENDING, {})
+    known = session.info.pop(_WIRE_FORMS, {})
     if not pending:
         return
     count = len(pending)
@@ -156,7 +167,7 @@ def seal(session: Session) -> None:
         # executemany: one statement compiled once (and cached), batched by the driver
         session.execute(stmt, values)
     _reload_relationships(session, live)
-    store_payloads(session, live)
+    store_payloads(session, live, known=known)
     for entity, ids in gone.items():
         for chunk in _chunks(ids, 500):
             session.execute(
@@ -197,22 +208,31 @@ def wire_text(data: Mapping[str, Any]) -> str:
 
 
 def store_payloads(
-    session: Session, records: Sequence[Synced], *, replace: bool = True
+    session: Session,
+    records: Sequence[Synced],
+    *,
+    replace: bool = True,
+    known: Mapping[tuple[str, Any], tuple[int, dict[str, Any]]] | None = None,
 ) -> dict[tuple[str, Any], str]:
     """Store the wire form of these live, flushed records: their entity's `serialize` (the one
-    push answers with), encoded once here so that no pull decodes or encodes a record. Returns
-    the texts by (entity, id). Without `replace`, a payload already stored is kept (a filler
-    must never overwrite what a concurrent seal wrote of a newer version)."""
+    push answers with), encoded once here so that no pull decodes or encodes a record; `known`
+    holds forms already made, by (entity, id), with the version they are of. Returns the texts
+    by (entity, id). Without `replace`, a payload already stored is kept (a filler must never
+    overwrite what a concurrent seal wrote of a newer version)."""
     values = []
     for record in records:
         spec = registry.entity(record.__sync_entity__)
         assert spec is not None, record.__sync_entity__
+        key = (spec.name, record.id)  # type: ignore[attr-defined]
+        version, data = (known or {}).get(key, (None, None))
+        if data is None or version != record.version:
+            data = spec.serialize(record)
         values.append(
             {
                 "entity": spec.name,
                 "entity_id": record.id,  # type: ignore[attr-defined]
                 "version": record.version,
-                "data": wire_text(spec.serialize(record)),
+                "data": wire_text(data),
             }
         )
     if not values:

@@ -10,15 +10,16 @@ from typing import Any
 
 import marshmallow as ma
 import orjson
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fieldsync.clock import isoformat, parse_rfc3339
+from fieldsync.db import append_rows
 from fieldsync.errors import DomainError, flag
 from fieldsync.identity.models import Device
 from fieldsync.org.models import Person
 from fieldsync.org.reference import references_read_once
-from fieldsync.sync import registry
+from fieldsync.sync import feed, registry
 from fieldsync.sync.hlc import HLC, capped
 from fieldsync.sync.merge import FieldState, LostValue, MergeRefused, merge
 from fieldsync.sync.models import (
@@ -90,6 +91,8 @@ def push(
     # seen earlier in this push are added as the loop goes
     logged = _logged_mutation_ids(session, fresh)
     touched: dict[tuple[str, uuid.UUID], Any] = {}
+    # each touched record's latest wire form, as its last result carries it (the seal's too)
+    wire_forms: dict[tuple[str, uuid.UUID], tuple[int, dict[str, Any]]] = {}
     results: list[dict[str, Any]] = []
     applied_results: dict[int, dict[str, Any]] = {}
     log_rows: list[dict[str, Any]] = []
@@ -119,13 +122,12 @@ def push(
                 conflicts.append(conflict)
             if record is not None and result["status"] != "rejected":
                 touched[(result["entity"], record.id)] = record
-    # The log and the trace as one INSERT each, of plain rows (no ORM object per row: nothing
+                wire_forms[(result["entity"], record.id)] = (result["version"], result["data"])
+    # The log and the trace written in bulk, as plain rows (no ORM object per row: nothing
     # reads them back in this push; no ids to return); the log before the conflicts, which
     # name their mutations.
-    if log_rows:
-        session.execute(insert(MutationRecord.__table__), log_rows)
-    if events:
-        session.execute(insert(Event.__table__), events)
+    append_rows(session, MutationRecord.__table__, log_rows)
+    append_rows(session, Event.__table__, events)
     session.add_all(conflicts)
     if fresh:
         state.last_device_seq = int(fresh[-1]["device_seq"])
@@ -133,6 +135,10 @@ def push(
     if skew_ms is not None:
         state.clock_skew_ms = skew_ms
     session.flush()
+    for record in touched.values():
+        data = wire_forms.get((record.__sync_entity__, record.id), (None, None))
+        if data[0] == record.version:
+            feed.known_wire_form(session, record, data[1])
 
     for seq in seqs:
         results.append(applied_results.get(seq) or replayed.get(seq) or _forgotten(seq))
