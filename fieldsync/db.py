@@ -107,13 +107,17 @@ def append_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
     less of the server's). Elsewhere an executemany. Pending ORM objects are not flushed first."""
     if not rows:
         return
+    names = list(rows[0])
+    if any(row.keys() != rows[0].keys() for row in rows):
+        # refused before anything is sent: a COPY that fails half-way fails the transaction
+        raise ValueError(f"append_rows: every row names the columns {names}")
     dialect = session.get_bind().dialect
     if dialect.name != "postgresql":
-        session.execute(insert(table), rows)
+        with session.no_autoflush:
+            session.execute(insert(table), rows)
         return
     from psycopg import sql
 
-    names = list(rows[0])
     processors = [table.c[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names]
     steps = list(zip(names, processors, strict=True))
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
@@ -122,8 +126,6 @@ def append_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
     dbapi_connection: Any = session.connection().connection.dbapi_connection
     with dbapi_connection.cursor() as cursor, cursor.copy(statement) as copy:
         for row in rows:
-            if len(row) != len(names):
-                raise ValueError(f"append_rows: every row names the columns {names}")
             copy.write_row([row[n] if p is None else p(row[n]) for n, p in steps])
 
 

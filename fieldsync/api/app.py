@@ -6,8 +6,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+import orjson
 from argon2 import PasswordHasher
 from flask import Flask, g, request
+from flask.json.provider import DefaultJSONProvider
 from flask_smorest import Api
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -15,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from fieldsync import __version__
 from fieldsync.api import errors as api_errors
-from fieldsync.api.base import db, refuse_unknown_query
+from fieldsync.api.base import db, refuse_loose_query
 from fieldsync.clock import utcnow
 from fieldsync.config import Config
 from fieldsync.db import make_engine, make_sessionmaker
@@ -24,6 +26,28 @@ from fieldsync.evidence.blobstore import blobstore_from_url
 from fieldsync.identity.service import authenticate, password_hasher, touch_device
 
 PROTOCOL_VERSION = 1
+
+
+class JsonProvider(DefaultJSONProvider):
+    """Flask's JSON written by orjson, several times faster than json.dumps (which took a tenth
+    of a 1,000-mutation push to write its answer): the same values, Flask's conversions of
+    dates, decimals and dataclasses included, in UTF-8 rather than \\u escapes. What orjson
+    cannot write (a lone surrogate echoed from a request, an integer beyond 64 bits) and
+    debug mode's indented output are left to json.dumps, as before."""
+
+    sort_keys = False
+    _OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+    _COMPACT: dict[str, Any] = {"separators": (",", ":")}
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        if not kwargs or kwargs == self._COMPACT:
+            try:
+                return orjson.dumps(
+                    obj, default=self.default, option=self._OPTIONS | orjson.OPT_NON_STR_KEYS
+                ).decode()
+            except orjson.JSONEncodeError:
+                pass  # json.dumps writes it, or raises its own TypeError as ever
+        return super().dumps(obj, **kwargs)
 
 
 @dataclass
@@ -85,7 +109,7 @@ def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
         JSON_SORT_KEYS=False,
         TESTING=config.testing,
     )
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json = JsonProvider(app)
     if config.trusted_proxies:
         # the client's address, not the proxy's, for the custody log; only as many hops as
         # configured are believed, so a phone cannot forge where it called from
@@ -183,7 +207,7 @@ def _install_request_lifecycle(app: Flask) -> None:
                 raise DomainError("auth.forbidden")
             touch_device(principal.device, now=now)
             g.principal = principal
-        refuse_unknown_query(func)
+        refuse_loose_query(func)
 
     @app.after_request
     def _finish_transaction(response: Any) -> Any:

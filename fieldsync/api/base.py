@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any, TypeVar
 
@@ -44,8 +45,8 @@ class Blueprint(flask_smorest.Blueprint):
 
 
 @cache
-def query_names(view: Callable[..., Any]) -> frozenset[str]:
-    """The query parameters a view declares: its query schemas and its pagination.
+def query_fields(view: Callable[..., Any]) -> Mapping[str, ma.fields.Field]:
+    """The query parameters a view declares, by name: its query schemas and its pagination.
 
     Each of them is loaded on its own with unknown=EXCLUDE (webargs' default for the query, and
     the only choice when several schemas share it: flask-smorest's pagination parses page and
@@ -56,21 +57,32 @@ def query_names(view: Callable[..., Any]) -> frozenset[str]:
     ]
     if "pagination" in apidoc:
         parameters.append(apidoc["pagination"]["parameters"])
-    names: set[str] = set()
+    fields: dict[str, ma.fields.Field] = {}
     for parameter in parameters:
         schema = parameter["schema"]
         schema = schema() if isinstance(schema, type) else schema
         assert isinstance(schema, ma.Schema)
-        names.update(f.data_key or name for name, f in schema.load_fields.items())
-    return frozenset(names)
+        fields.update((f.data_key or name, f) for name, f in schema.load_fields.items())
+    return fields
 
 
-def refuse_unknown_query(view: Callable[..., Any]) -> None:
-    unknown = sorted(set(request.args) - query_names(view))
-    if unknown:
-        raise DomainError(
-            "request.invalid", errors={"query": {name: ["Unknown field."] for name in unknown}}
-        )
+# what a query integer looks like on the wire; Python's int() (and so marshmallow) also takes
+# "１２", "1_000" and " 5 ", which no client means to send
+_QUERY_INTEGER = re.compile(r"-?[0-9]{1,18}")
+
+
+def refuse_loose_query(view: Callable[..., Any]) -> None:
+    """Unknown names, and integers spelled otherwise than in ASCII digits: refused together,
+    before the view's schemas read the query (pagination's included)."""
+    fields = query_fields(view)
+    errors = {name: ["Unknown field."] for name in sorted(set(request.args) - fields.keys())}
+    for name, field in fields.items():
+        if isinstance(field, ma.fields.Integer) and not all(
+            _QUERY_INTEGER.fullmatch(value) for value in request.args.getlist(name)
+        ):
+            errors[name] = ["Not a valid integer."]
+    if errors:
+        raise DomainError("request.invalid", errors={"query": errors})
 
 
 def requires(*roles: Role) -> Callable[[F], F]:

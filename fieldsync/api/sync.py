@@ -6,7 +6,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import marshmallow as ma
-from flask import Response, request
+from flask import Response, current_app, request
 from flask.views import MethodView
 
 from fieldsync.api.base import ALL_ROLES, Blueprint, SelectPage, config, db, principal, requires
@@ -209,12 +209,14 @@ class Pull(MethodView):
 class Push(MethodView):
     @requires(*ALL_ROLES)
     @blp.arguments(PushBodySchema)
+    # documents the body; the view answers with push's own, which is plain JSON already and
+    # which the schema would only copy (results, records and all) before it is written
     @blp.response(200, PushSchema)
     @blp.alt_response(409, description="sync.sequence_gap, with expected_device_seq")
     @blp.alt_response(413, description="sync.too_many_mutations or request.too_large")
     def post(self, body: dict[str, Any]) -> Any:
         """Apply the device's mutations in device_seq order; replays return stored results."""
-        return push.push(
+        answer = push.push(
             db(),
             principal=principal(),
             device_id=body["device_id"],
@@ -223,6 +225,7 @@ class Push(MethodView):
             device_clock=_device_clock(),
             config=config(),
         )
+        return current_app.json.response(answer)
 
 
 Push.post.__doc__ = (Push.post.__doc__ or "") + "\n\n" + _policies_doc()

@@ -524,6 +524,29 @@ def test_unknown_query_parameters_are_refused(api: Any, demo: Any) -> None:
         assert resp.status_code == 200, (path, resp.get_json())
 
 
+def test_query_integers_are_ascii_digits(api: Any, demo: Any) -> None:
+    # Python's int() reads all of these; a client that sends them has a bug to be told about
+    for loose in ("１０", "1_0", " 10", "10 ", "+10", "٣", "1e1", "10.0", ""):
+        for path, who, name in (
+            ("/sync/pull", "cg_wang", "limit"),
+            ("/cases", "captain", "page"),
+            ("/review-queue", "captain", "page_size"),
+        ):
+            resp = api.get(path, who, query_string={name: loose})
+            assert resp.status_code == 422, (path, name, loose, resp.get_json())
+            assert error_of(resp) == "request.invalid"
+            assert resp.get_json()["errors"]["query"] == {name: ["Not a valid integer."]}
+    # a negative number is an integer, out of range: the schema's own message
+    resp = api.get("/cases", "captain", query_string={"page": "-1"})
+    assert resp.status_code == 422 and "page" in resp.get_json()["errors"]["query"]
+    assert resp.get_json()["errors"]["query"]["page"] != ["Not a valid integer."]
+    for path, who, query in (
+        ("/sync/pull", "cg_wang", {"limit": "10"}),
+        ("/cases", "captain", {"page": "01", "page_size": "5"}),
+    ):
+        assert api.get(path, who, query_string=query).status_code == 200, path
+
+
 def test_unknown_query_parameter_does_not_bypass_sign_in(api: Any) -> None:
     resp = api.get("/matters", query_string={"foo": "1"})
     assert resp.status_code == 401 and error_of(resp) == "auth.required"
