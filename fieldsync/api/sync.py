@@ -287,7 +287,9 @@ class Quarantine(MethodView):
     @blp.response(200, QuarantineSchema(many=True))
     @blp.paginate(SelectPage)
     def get(self, query: dict[str, Any]) -> Any:
-        """Rejected mutations: a device sees its own; supervisors see the street's."""
+        """Rejected mutations: a device sees its own, wherever they went; supervisors see the
+        street's, its records' edits refused to officers since moved elsewhere included."""
         p = principal()
-        device_id = query["device_id"] if p.has(*SUPERVISORS) else p.device.id
-        return push.quarantine(db(), street_id=p.street_id, device_id=device_id)
+        if p.has(*SUPERVISORS):
+            return push.quarantine(db(), street_id=p.street_id, device_id=query["device_id"])
+        return push.quarantine(db(), street_id=None, device_id=p.device.id)

@@ -111,11 +111,11 @@ def push(
             record_row.update(
                 device_id=device.id,
                 person_id=principal.person_id,
-                street_id=principal.street_id,
                 device_seq=seq,
                 received_at=now,
                 clock_skew_ms=skew_ms,
             )
+            record_row.setdefault("street_id", principal.street_id)
             log_rows.append(record_row)
             logged.add(record_row["id"])
             if conflict is not None:
@@ -393,6 +393,11 @@ def _apply_one(
         result = _rejection(seq, error)
         if row["entity"] is not None and entity_id is not None:
             result.update(entity=row["entity"], id=str(entity_id))
+        held = records.get((row["entity"], entity_id))
+        if error.code == "sync.not_in_scope" and held is not None:
+            # quarantined where the record is: an officer moved to another street with edits
+            # of the old one's records queued, those edits reach the supervisors who hold them
+            row["street_id"] = held.street_id
         row.update(
             status="rejected",
             code=error.code,
@@ -648,10 +653,14 @@ def _event(ctx: ActionContext, record: Any, changes: dict[str, Any], m: Mapping[
     )
 
 
-def quarantine(session: Session, *, street_id: uuid.UUID, device_id: uuid.UUID | None) -> Any:
-    stmt = select(MutationRecord).where(
-        MutationRecord.status == "rejected", MutationRecord.street_id == street_id
-    )
+def quarantine(
+    session: Session, *, street_id: uuid.UUID | None, device_id: uuid.UUID | None
+) -> Any:
+    """Rejected mutations: a street's (a supervisor's view), a device's, or both. A mutation is
+    the pushing street's, or, refused as out of scope, the street of the record it named."""
+    stmt = select(MutationRecord).where(MutationRecord.status == "rejected")
+    if street_id is not None:
+        stmt = stmt.where(MutationRecord.street_id == street_id)
     if device_id is not None:
         stmt = stmt.where(MutationRecord.device_id == device_id)
     return stmt.order_by(MutationRecord.received_at.desc(), MutationRecord.device_seq.desc())

@@ -98,6 +98,36 @@ def test_an_officer_moves_and_every_phone_follows(app: Any, api: Any, demo: Any)
     assert back.status_code == 200, back.get_json()
 
 
+def test_an_edit_queued_before_the_move_reaches_the_street_that_holds_the_record(
+    api: Any, demo: Any
+) -> None:
+    colleague, mover = Phone(api, "cg_wang"), Phone(api, "cg_liu")
+    iid = colleague.create()
+    mover.pull_all()
+    # written offline on the old street; the phone syncs after the move
+    queued = mover.mutation(entity_id=iid, base_version=1, set={"address": "东华门大街 9 号"})
+    assert transfer(api, "cg_liu").status_code == 200
+
+    [result] = mover.push(queued)
+    assert (result["status"], result["code"]) == ("rejected", "sync.not_in_scope")
+
+    def listed(who: str) -> list[str]:
+        resp = api.get("/quarantine", who, query_string={"page_size": "100"})
+        assert resp.status_code == 200, resp.get_json()
+        return [m["mutation_id"] for m in resp.get_json()]
+
+    # the street that holds the inspection sees what its former officer wrote, to take it up;
+    # the street they joined does not hold the record, nor the phone's address for it
+    assert listed("captain") == [queued["mutation_id"]]
+    assert listed("js_captain") == []
+    # the phone sees its own rejection, where it went
+    mine = mover.get("/quarantine").get_json()
+    assert [(m["mutation_id"], m["code"]) for m in mine] == [
+        (queued["mutation_id"], "sync.not_in_scope")
+    ]
+    assert mine[0]["payload"]["set"] == {"address": "东华门大街 9 号"}
+
+
 def test_a_grid_worker_hands_over_their_reports(app: Any, api: Any, demo: Any) -> None:
     leaving, taking = Phone(api, "grid_duofu1"), Phone(api, "grid_duofu2")
     rids = [a_report(leaving), a_report(leaving)]
