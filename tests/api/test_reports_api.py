@@ -6,9 +6,11 @@ behind when it is refused."""
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 import pytest
+from conftest import BACKEND
 from field_phone import Device, new_id, pid  # type: ignore[import-not-found]
 
 from fieldsync.demo import demo_uuid, grid_code
@@ -218,6 +220,64 @@ def test_assignment_moves_the_report_from_one_phone_to_another(api: Any, grid1: 
         ("report.assign", pid("dispatcher")),
         ("report.assign", pid("captain")),
         ("report.assign", pid("captain")),
+    ]
+
+
+@pytest.mark.skipif(
+    BACKEND != "postgresql",
+    reason="SQLite serialises whole write transactions (BEGIN IMMEDIATE): two assignments never "
+    "overlap",
+)
+def test_two_assignments_at_once_apply_one_after_the_other(
+    api: Any, grid1: Device, monkeypatch: Any
+) -> None:
+    """The dispatcher's assignment holds the report; the captain's, sent meanwhile, waits for it
+    and applies on top: each its own version and event, neither lost, the trace a chain."""
+    from fieldsync.inspections import reports
+
+    rid = report(grid1)
+    decided = reports.decide_assignment
+    first_holds, release = threading.Event(), threading.Event()
+
+    def slow_first(**kwargs: Any) -> Any:
+        if not first_holds.is_set():
+            first_holds.set()  # the report is locked by now
+            assert release.wait(timeout=30)
+        return decided(**kwargs)
+
+    monkeypatch.setattr(reports, "decide_assignment", slow_first)
+    answers: dict[str, Any] = {}
+
+    def send(who: str, to: str) -> None:
+        answers[who] = assign(api, rid, pid(to), who=who)
+
+    first = threading.Thread(target=send, args=("dispatcher", "grid_duofu2"))
+    first.start()
+    assert first_holds.wait(timeout=30)
+    second = threading.Thread(target=send, args=("captain", "cg_liu"))
+    second.start()
+    second.join(timeout=1.0)
+    waited = second.is_alive()
+    release.set()
+    first.join(timeout=30)
+    second.join(timeout=30)
+    assert waited, "the second assignment did not wait for the first"
+    assert (answers["dispatcher"].status_code, answers["captain"].status_code) == (200, 200)
+    assert (
+        answers["dispatcher"].get_json()["version"],
+        answers["captain"].get_json()["version"],
+    ) == (3, 4)
+
+    shown = detail(api, rid)
+    assert (shown["version"], shown["assignee_id"]) == (4, pid("cg_liu"))
+    handovers = [
+        (e["version"], e["person_id"], e["changes"]["assignee_id"])
+        for e in shown["events"]
+        if e["action"] == "report.assign"
+    ]
+    assert handovers == [
+        (3, pid("dispatcher"), [pid("grid_duofu1"), pid("grid_duofu2")]),
+        (4, pid("captain"), [pid("grid_duofu2"), pid("cg_liu")]),
     ]
 
 
