@@ -578,7 +578,9 @@ def _validated(spec: SyncedEntity, m: Mapping[str, Any]) -> tuple[dict, dict, di
             out.append({})
             continue
         try:
-            out.append(schema.load(payload, partial=True))
+            # the fields given, each whole: partial=True would reach into nested objects too
+            # (a location without lon, a finding without its id would pass)
+            out.append(schema.load(payload, partial=tuple(schema.fields)))
         except ma.ValidationError as e:
             errors[part] = e.messages
             out.append({})

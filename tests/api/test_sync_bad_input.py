@@ -219,6 +219,27 @@ REJECTED: dict[str, tuple[Case, str]] = {
         lambda w: {"entity_id": w.iid, "base_version": 1, "z": _nested(300), "set": {}},
         "sync.invalid_mutation",
     ),
+    # `set` may leave fields out, but an object it gives is whole: what it requires, it has
+    "a location without its longitude": (
+        lambda w: {"entity_id": w.iid, "base_version": 1, "set": {"location": {"lat": 39.9}}},
+        "sync.invalid_mutation",
+    ),
+    "a finding without its id": (
+        lambda w: {
+            "entity_id": w.iid,
+            "base_version": 1,
+            "add": {"findings": [{"matter_code": "CG-001"}]},
+        },
+        "sync.invalid_mutation",
+    ),
+    "a measure without its type": (
+        lambda w: {
+            "entity_id": w.iid,
+            "base_version": 1,
+            "set": {"measures": [{"id": str(uuid.uuid4())}]},
+        },
+        "sync.invalid_mutation",
+    ),
     "null type": (
         lambda w: {"type": None, "entity_id": w.iid, "base_version": 1},
         "sync.unknown_type",
