@@ -118,38 +118,31 @@ def _pushed(phone: Phone, new: dict[str, Any], sent: list[dict[str, Any]]) -> No
     assert after["status"] == "applied", after
 
 
-@pytest.fixture
-def officer(api: Any, demo: Any) -> Phone:
-    return Phone(api, "cg_wang")
-
-
-@pytest.fixture
-def grid_worker(api: Any, demo: Any) -> Phone:
-    return Phone(api, "grid_duofu1")
-
-
-NEW_INSPECTION = {
-    "type": "inspection.upsert",
-    "set": {
-        "matter_code": "CG-001",
-        "present": PEOPLE[:2],
-        "findings": [{"id": FINDING_ID, "matter_code": "CG-001"}],
+NEW = {
+    "inspection": {
+        "type": "inspection.upsert",
+        "set": {
+            "matter_code": "CG-001",
+            "present": PEOPLE[:2],
+            "findings": [{"id": FINDING_ID, "matter_code": "CG-001"}],
+        },
     },
+    "report": {"type": "report.upsert", "set": {"description": "占道", "grid_id": DUOFU_1}},
 }
-NEW_REPORT = {"type": "report.upsert", "set": {"description": "占道", "grid_id": DUOFU_1}}
+WRITERS = {"inspection": ("cg_wang", INSPECTION_CHANGES), "report": ("grid_duofu1", REPORT_CHANGES)}
+
+
+@pytest.fixture(params=sorted(WRITERS))
+def writer(request: Any, api: Any, demo: Any) -> tuple[str, Phone]:
+    return request.param, Phone(api, WRITERS[request.param][0])
 
 
 @_settings()
-@given(sent=st.lists(mutations("inspection", INSPECTION_CHANGES), min_size=1, max_size=3))
-def test_any_inspection_mutation_gets_an_outcome_and_the_queue_goes_on(
-    officer: Phone, sent: list[dict[str, Any]]
+@given(data=st.data())
+def test_any_mutation_gets_an_outcome_and_the_queue_goes_on(
+    writer: tuple[str, Phone], data: Any
 ) -> None:
-    _pushed(officer, NEW_INSPECTION, sent)
-
-
-@_settings()
-@given(sent=st.lists(mutations("report", REPORT_CHANGES), min_size=1, max_size=3))
-def test_any_report_mutation_gets_an_outcome_and_the_queue_goes_on(
-    grid_worker: Phone, sent: list[dict[str, Any]]
-) -> None:
-    _pushed(grid_worker, NEW_REPORT, sent)
+    entity, phone = writer
+    changes = WRITERS[entity][1]
+    sent = data.draw(st.lists(mutations(entity, changes), min_size=1, max_size=3), label="sent")
+    _pushed(phone, NEW[entity], sent)
