@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from json_strategies import json_values  # type: ignore[import-not-found]
 from permissions_world import World  # type: ignore[import-not-found]
 from test_permissions import (  # type: ignore[import-not-found]
     ALL,
@@ -24,18 +25,6 @@ from test_permissions import (  # type: ignore[import-not-found]
     _request,
     sealed_cleanup,  # noqa: F401 - a fixture world uses
     world,  # noqa: F401 - the fixture
-)
-
-json_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=12),
-    lambda children: (
-        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3)
-    ),
-    max_leaves=8,
 )
 
 

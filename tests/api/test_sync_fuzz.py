@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from json_strategies import json_values  # type: ignore[import-not-found]
 from sync_phone import Phone  # type: ignore[import-not-found]
 
 from fieldsync.demo import demo_uuid, grid_code
@@ -20,18 +21,6 @@ OUTCOMES = {"applied", "merged", "conflict", "rejected"}
 PEOPLE = [str(demo_uuid("person", u)) for u in ("cg_wang", "cg_liu", "police_zhao", "js_cg_xu")]
 DUOFU_1 = str(demo_uuid("grid", grid_code("110101001001", 1)))
 FINDING_ID = "6f1d3a52-8c1e-4a8e-9a53-1d2f3c4b5a61"
-
-json_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=12),
-    lambda children: (
-        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3)
-    ),
-    max_leaves=8,
-)
 
 
 def near(valid: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
