@@ -40,7 +40,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS records (
     entity TEXT NOT NULL,
     id TEXT NOT NULL,
-    version INTEGER NOT NULL DEFAULT 0,   -- the server's version (0: not on the server yet)
+    version INTEGER NOT NULL DEFAULT 0,   -- the server's version (0: none yet, or unknown)
     data TEXT,                            -- the server's data (JSON), NULL when unknown
     local TEXT,                           -- data with pending edits re-applied; NULL: none
     PRIMARY KEY (entity, id)
@@ -488,7 +488,7 @@ class Store:
                 entity, entity_id = row["entity"], row["entity_id"]
                 if status != "rejected" and isinstance(result.get("data"), dict):
                     data = result["data"]
-                    self._put(entity, entity_id, int(result["version"]), data)
+                    self._put(entity, entity_id, int(result["version"]), data, answer=True)
                     named = set(data.get("evidence") or [])
                     held |= named - set(data.get("evidence_missing") or [])
                 if status == "conflict" and result.get("conflict_id"):
@@ -566,7 +566,7 @@ class Store:
                 if change.get("op") == "upsert":
                     self._put(entity, record_id, int(change["version"]), change["data"])
                 else:
-                    self._drop(entity, record_id)
+                    self._drop(entity, record_id, int(change.get("version") or 0))
                 self._rebuild(entity, record_id)
                 self._point("pull.change_stored")
             self._set("cursor", page.get("cursor"))
@@ -605,20 +605,38 @@ class Store:
                     ),
                 )
 
-    def _put(self, entity: str, record_id: str, version: int, data: Mapping[str, Any]) -> None:
-        """The server's copy, unless this device already holds a newer one."""
+    def _put(
+        self,
+        entity: str,
+        record_id: str,
+        version: int,
+        data: Mapping[str, Any],
+        *,
+        answer: bool = False,
+    ) -> None:
+        """The server's copy, unless this device already holds a newer one. A push `answer`
+        may be a replay of one the server gave before the record went (deleted, or out of this
+        device's scope): it never brings back a record whose tombstone this device took at
+        its version or later. The feed's upserts are in commit order: one after a tombstone is
+        the record back."""
+        gone = "records.data IS NULL AND records.version > 0"
+        if answer:
+            newer = f"CASE WHEN {gone} THEN excluded.version > records.version "
+            newer += "ELSE excluded.version >= records.version OR records.data IS NULL END"
+        else:
+            newer = "excluded.version >= records.version OR records.data IS NULL"
         self.conn.execute(
             "INSERT INTO records (entity, id, version, data) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (entity, id) DO UPDATE SET version = excluded.version, "
-            "data = excluded.data WHERE excluded.version >= records.version "
-            "OR records.data IS NULL",
+            f"data = excluded.data WHERE {newer}",
             (entity, record_id, version, json.dumps(data, ensure_ascii=False)),
         )
 
-    def _drop(self, entity: str, record_id: str) -> None:
+    def _drop(self, entity: str, record_id: str, version: int) -> None:
+        """A tombstone: no data, and the version it came at (0 when unknown)."""
         self.conn.execute(
-            "UPDATE records SET data = NULL, version = 0 WHERE entity = ? AND id = ?",
-            (entity, record_id),
+            "UPDATE records SET data = NULL, version = ? WHERE entity = ? AND id = ?",
+            (version, entity, record_id),
         )
 
     def _rebuild(self, entity: str, record_id: str) -> None:

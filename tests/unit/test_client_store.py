@@ -315,6 +315,27 @@ def test_a_deleted_record_disappears_unless_this_device_has_pending_edits(store:
     assert store.record("inspection", b) == {"description": "offline edit"}
 
 
+def test_a_replayed_answer_does_not_bring_back_a_record_gone_since(store: Store) -> None:
+    """The push's answer was lost; the pull then brought the record's tombstone; the push sent
+    again is answered from the server's log, with the record as it was before it went."""
+    rid = str(uuid.uuid4())
+    page = {"entity": "inspection", "id": rid, "version": 1, "op": "upsert", "data": {"d": 1}}
+    store.apply_pull_page({"cursor": "c1", "has_more": False, "changes": [page]}, now=NOW)
+    _edit(store, rid, description="offline edit")
+    gone = {"entity": "inspection", "id": rid, "version": 3, "op": "delete", "reason": "deleted"}
+    store.apply_pull_page({"cursor": "c2", "has_more": False, "changes": [gone]}, now=NOW)
+    replay = _result(1, rid, 2, {"d": 1, "description": "offline edit"})
+    store.apply_push(_push_response(replay), now=NOW)
+    assert store.record("inspection", rid) is None
+    assert store.server_record("inspection", rid)[1] is None
+    assert store.pending() == []  # the edit is answered all the same
+    # back in the device's scope (a report assigned back, an officer moved back): the feed's
+    # upsert after the tombstone brings it, at any version
+    back = {**page, "version": 3, "data": {"d": 3}}
+    store.apply_pull_page({"cursor": "c3", "has_more": False, "changes": [back]}, now=NOW)
+    assert store.record("inspection", rid) == {"d": 3}
+
+
 def test_reset_replica_keeps_the_outbox(store: Store) -> None:
     a, b = str(uuid.uuid4()), str(uuid.uuid4())
     upserts = [
