@@ -619,12 +619,12 @@ class Store:
         device's scope): it never brings back a record whose tombstone this device took at
         its version or later. The feed's upserts are in commit order: one after a tombstone is
         the record back."""
-        gone = "records.data IS NULL AND records.version > 0"
-        if answer:
-            newer = f"CASE WHEN {gone} THEN excluded.version > records.version "
-            newer += "ELSE excluded.version >= records.version OR records.data IS NULL END"
-        else:
-            newer = "excluded.version >= records.version OR records.data IS NULL"
+        newer = "excluded.version >= records.version OR records.data IS NULL"
+        if answer:  # a tombstone (no data, a version) stands against answers as old as it
+            tombstone = "records.data IS NULL AND records.version > 0"
+            newer = (
+                f"CASE WHEN {tombstone} THEN excluded.version > records.version ELSE {newer} END"
+            )
         self.conn.execute(
             "INSERT INTO records (entity, id, version, data) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (entity, id) DO UPDATE SET version = excluded.version, "

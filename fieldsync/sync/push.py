@@ -90,9 +90,8 @@ def push(
     # mutation ids already in the log, found in one query (not one lookup per mutation); ids
     # seen earlier in this push are added as the loop goes
     logged = _logged_mutation_ids(session, fresh)
-    touched: dict[tuple[str, uuid.UUID], Any] = {}
-    # each touched record's latest wire form, as its last result carries it (the seal's too)
-    wire_forms: dict[tuple[str, uuid.UUID], tuple[int, dict[str, Any]]] = {}
+    # each record the push changed, with its last result (which holds its wire form)
+    touched: dict[tuple[str, uuid.UUID], tuple[Any, dict[str, Any]]] = {}
     results: list[dict[str, Any]] = []
     applied_results: dict[int, dict[str, Any]] = {}
     log_rows: list[dict[str, Any]] = []
@@ -121,8 +120,7 @@ def push(
             if conflict is not None:
                 conflicts.append(conflict)
             if record is not None and result["status"] != "rejected":
-                touched[(result["entity"], record.id)] = record
-                wire_forms[(result["entity"], record.id)] = (result["version"], result["data"])
+                touched[(result["entity"], record.id)] = (record, result)
     # The log and the trace written in bulk, as plain rows (no ORM object per row: nothing
     # reads them back in this push; no ids to return); the log before the conflicts, which
     # name their mutations.
@@ -135,14 +133,13 @@ def push(
     if skew_ms is not None:
         state.clock_skew_ms = skew_ms
     session.flush()
-    for record in touched.values():
-        data = wire_forms.get((record.__sync_entity__, record.id), (None, None))
-        if data[0] == record.version:
-            feed.known_wire_form(session, record, data[1])
+    for record, result in touched.values():
+        if result["version"] == record.version:  # the seal stores what the result carries
+            feed.known_wire_form(session, record, result["data"])
 
     for seq in seqs:
         results.append(applied_results.get(seq) or replayed.get(seq) or _forgotten(seq))
-    missing = sorted({h for r in touched.values() for h in (r.evidence_missing or [])})
+    missing = sorted({h for r, _ in touched.values() for h in (r.evidence_missing or [])})
     return {
         "protocol": 1,
         "last_device_seq": state.last_device_seq,
