@@ -7,13 +7,13 @@ import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fieldsync.errors import DomainError
-from fieldsync.org.models import Matter, Person, RosterPeriod
+from fieldsync.org.models import Certificate, Department, Matter, Person, PersonRole, RosterPeriod
 from fieldsync.rules.second_inspector import (
     CertificateFacts,
     DepartmentKind,
@@ -31,21 +31,22 @@ def matter_facts(matter: Matter) -> MatterFacts:
     )
 
 
-def person_facts(person: Person, period: RosterPeriod | None = None) -> PersonFacts:
-    """The rule's view of a person: as of `period` (their roster at the time), else as now."""
-    department = period.department if period is not None else person.department
-    roles = period.roles if period is not None else [r.value for r in person.roles]
-    return PersonFacts(
-        id=str(person.id),
-        department_code=department.code if department else None,
-        department_kind=DepartmentKind(department.kind.value) if department else None,
-        roles=frozenset(roles),
-        certificates=tuple(
-            CertificateFacts(c.number, c.valid_from, c.valid_to, c.revoked_at)
-            for c in person.certificates
-        ),
-        active=period.active if period is not None else person.active,
-    )
+class _Held(NamedTuple):
+    """What the rule reads of a person (now), or of one roster period of theirs (then)."""
+
+    street_id: uuid.UUID | None  # a period's is None: it never decides the street
+    department_code: str | None
+    department_kind: DepartmentKind | None
+    roles: tuple[str, ...]
+    active: bool
+    period_id: int | None = None
+    valid_from: datetime | None = None
+    valid_to: datetime | None = None
+
+    def covers(self, at: datetime) -> bool:
+        return (self.valid_from is None or self.valid_from <= at) and (
+            self.valid_to is None or self.valid_to > at
+        )
 
 
 class ReferenceReads:
@@ -57,14 +58,17 @@ class ReferenceReads:
     a push never writes reference data, so what it read stays true until it ends. Within a
     push (`references_read_once`) one instance answers every check, from a few batched reads;
     anywhere else `reference_reads` gives a fresh one, which reads what each call asks.
+    People are read as plain rows (the rule needs facts, not roster records to edit): four
+    statements for any number of people, no ORM objects built.
     """
 
     def __init__(self, session: Session) -> None:
         self.session = session
         self._matters: dict[str, Matter | None] = {}
         self._matter_facts: dict[str, MatterFacts] = {}
-        self._people: dict[uuid.UUID, Person | None] = {}
-        self._periods: dict[uuid.UUID, list[RosterPeriod]] = {}
+        self._people: dict[uuid.UUID, _Held | None] = {}
+        self._periods: dict[uuid.UUID, list[_Held]] = {}
+        self._certificates: dict[uuid.UUID, tuple[CertificateFacts, ...]] = {}
         self._person_facts: dict[tuple[uuid.UUID, int | None], PersonFacts] = {}
 
     def read(self, *, matter_codes: Iterable[str] = (), person_ids: Iterable[Any] = ()) -> None:
@@ -79,19 +83,70 @@ class ReferenceReads:
             self._matters.update((c, found.get(c)) for c in chunk)
         ids = sorted({_as_uuid(i) for i in person_ids} - {None} - self._people.keys())
         for chunk in _chunks(ids):
-            found_people = {
-                p.id: p for p in self.session.scalars(select(Person).where(Person.id.in_(chunk)))
-            }
-            periods = self.session.scalars(
-                select(RosterPeriod)
-                .where(RosterPeriod.person_id.in_(chunk))
-                .order_by(RosterPeriod.id)
+            self._read_people(chunk)
+
+    def _read_people(self, ids: Sequence[uuid.UUID]) -> None:
+        execute = self.session.execute
+        roles: dict[uuid.UUID, list[str]] = {pid: [] for pid in ids}
+        for pid, role in execute(
+            select(PersonRole.person_id, PersonRole.role)
+            .where(PersonRole.person_id.in_(ids))
+            .order_by(PersonRole.person_id, PersonRole.role)
+        ):
+            roles[pid].append(role.value)
+        certificates: dict[uuid.UUID, list[CertificateFacts]] = {pid: [] for pid in ids}
+        for pid, number, valid_from, valid_to, revoked_at in execute(
+            select(
+                Certificate.person_id,
+                Certificate.number,
+                Certificate.valid_from,
+                Certificate.valid_to,
+                Certificate.revoked_at,
             )
-            for pid in chunk:
-                self._people[pid] = found_people.get(pid)
-                self._periods[pid] = []
-            for period in periods:
-                self._periods[period.person_id].append(period)
+            .where(Certificate.person_id.in_(ids))
+            .order_by(Certificate.person_id, Certificate.valid_from, Certificate.number)
+        ):
+            certificates[pid].append(CertificateFacts(number, valid_from, valid_to, revoked_at))
+        people = {
+            pid: _Held(street_id, code, _kind(kind), tuple(roles[pid]), active)
+            for pid, street_id, code, kind, active in execute(
+                select(Person.id, Person.street_id, Department.code, Department.kind, Person.active)
+                .outerjoin(Department, Department.id == Person.department_id)
+                .where(Person.id.in_(ids))
+            )
+        }
+        periods: dict[uuid.UUID, list[_Held]] = {pid: [] for pid in ids}
+        for pid, code, kind, period_roles, active, period_id, valid_from, valid_to in execute(
+            select(
+                RosterPeriod.person_id,
+                Department.code,
+                Department.kind,
+                RosterPeriod.roles,
+                RosterPeriod.active,
+                RosterPeriod.id,
+                RosterPeriod.valid_from,
+                RosterPeriod.valid_to,
+            )
+            .outerjoin(Department, Department.id == RosterPeriod.department_id)
+            .where(RosterPeriod.person_id.in_(ids))
+            .order_by(RosterPeriod.id)
+        ):
+            periods[pid].append(
+                _Held(
+                    None,
+                    code,
+                    _kind(kind),
+                    tuple(period_roles),
+                    active,
+                    period_id,
+                    valid_from,
+                    valid_to,
+                )
+            )
+        for pid in ids:
+            self._people[pid] = people.get(pid)
+            self._periods[pid] = periods[pid]
+            self._certificates[pid] = tuple(certificates[pid])
 
     def matters(self, codes: Iterable[str]) -> dict[str, Matter]:
         """These matters by code; an unknown one refuses (the first in code order)."""
@@ -108,18 +163,16 @@ class ReferenceReads:
             facts = self._matter_facts[code] = matter_facts(self.matters([code])[code])
         return facts
 
-    def people(self, ids: Sequence[Any], *, street_id: uuid.UUID) -> list[Person]:
-        """These people of the street, in the order given; anyone else (unknown, or of another
-        street) refuses, the first in that order."""
+    def people(self, ids: Sequence[Any], *, street_id: uuid.UUID) -> list[uuid.UUID]:
+        """These people's ids, in the order given, when each is a person of the street; anyone
+        else (unknown, or of another street) refuses, the first in that order."""
         people_ids = [uuid.UUID(str(i)) for i in ids]
         self.read(person_ids=people_ids)
-        out = []
         for pid in people_ids:
             person = self._people.get(pid)
             if person is None or person.street_id != street_id:
                 raise DomainError("inspection.unknown_person", id=str(pid))
-            out.append(person)
-        return out
+        return people_ids
 
     def present(
         self, ids: Sequence[Any], *, street_id: uuid.UUID, at: datetime
@@ -128,20 +181,20 @@ class ReferenceReads:
         (duplicates kept: the rule counts once). Someone with no roster history (made outside
         the org service) is read as they are now."""
         out = []
-        for person in self.people(ids, street_id=street_id):
-            period = next(
-                (
-                    p
-                    for p in self._periods.get(person.id, [])
-                    if (p.valid_from is None or p.valid_from <= at)
-                    and (p.valid_to is None or p.valid_to > at)
-                ),
-                None,
-            )
-            key = (person.id, period.id if period is not None else None)
+        for pid in self.people(ids, street_id=street_id):
+            held = next((p for p in self._periods[pid] if p.covers(at)), self._people[pid])
+            assert held is not None
+            key = (pid, held.period_id)
             facts = self._person_facts.get(key)
             if facts is None:
-                facts = self._person_facts[key] = person_facts(person, period)
+                facts = self._person_facts[key] = PersonFacts(
+                    id=str(pid),
+                    department_code=held.department_code,
+                    department_kind=held.department_kind,
+                    roles=frozenset(held.roles),
+                    certificates=self._certificates[pid],
+                    active=held.active,
+                )
             out.append(facts)
         return out
 
@@ -169,6 +222,11 @@ def references_read_once(session: Session) -> Iterator[ReferenceReads]:
 def _chunks(items: Sequence[Any], size: int = 500) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def _kind(kind: Any) -> DepartmentKind | None:
+    """The database's department kind as the rule's."""
+    return DepartmentKind(kind.value) if kind is not None else None
 
 
 def _as_uuid(value: Any) -> uuid.UUID | None:

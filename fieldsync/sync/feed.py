@@ -33,11 +33,23 @@ _WIRE_FORMS = "fieldsync.sync.wire_forms"
 # --- recording: session hooks ---------------------------------------------------------------
 
 
-def _touch(session: Session, obj: Synced, *, deleted: bool = False) -> None:
-    pending: dict[tuple[str, Any], tuple[Synced, bool]] = session.info.setdefault(_PENDING, {})
+class _Touched(NamedTuple):
+    """A record this transaction changed: deleted at some point; or made by it (first seen
+    inserted), which leaves its id no feed rows to replace but an earlier record's tombstones."""
+
+    record: Synced
+    deleted: bool
+    created: bool
+
+
+def _touch(session: Session, obj: Synced, *, deleted: bool = False, created: bool = False) -> None:
+    pending: dict[tuple[str, Any], _Touched] = session.info.setdefault(_PENDING, {})
     key = (obj.__sync_entity__, obj.id)  # type: ignore[attr-defined]
-    was_deleted = pending.get(key, (None, False))[1]
-    pending[key] = (obj, deleted or was_deleted)
+    before = pending.get(key)
+    if before is None:
+        pending[key] = _Touched(obj, deleted, created)
+    else:
+        pending[key] = _Touched(obj, deleted or before.deleted, before.created)
 
 
 @event.listens_for(Session, "before_flush")
@@ -68,7 +80,7 @@ def _history_changed(obj: Any, attr: str) -> bool:
 def _after_flush(session: Session, _ctx: Any) -> None:
     for obj in session.new:
         if isinstance(obj, Synced):
-            _touch(session, obj)
+            _touch(session, obj, created=True)
     for obj in session.dirty:
         if isinstance(obj, Synced) and session.is_modified(obj, include_collections=False):
             _touch(session, obj)
@@ -101,24 +113,21 @@ def seal(session: Session) -> None:
     commit: the counter's row lock is then held only until the commit, and positions are
     handed out in commit order — a pull can never pass a position that commits later."""
     session.flush()
-    pending: dict[tuple[str, Any], tuple[Synced, bool]] = session.info.pop(_PENDING, {})
+    pending: dict[tuple[str, Any], _Touched] = session.info.pop(_PENDING, {})
     known = session.info.pop(_WIRE_FORMS, {})
     if not pending:
         return
     count = len(pending)
-    _ensure_counter(session)
-    top = session.execute(
-        update(FeedCounter)
-        .where(FeedCounter.id == 1)
-        .values(value=FeedCounter.value + count)
-        .returning(FeedCounter.value)
-    ).scalar_one()
-    position = top - count
+    position = _take_positions(session, count) - count
     now = utcnow()
 
+    # the feed rows the records have now, to replace; none to read for a record made here
+    # (what its id may have is tombstones of an earlier record, which an upsert replaces and
+    # a delete leaves as they are)
     by_entity: dict[str, list[Any]] = {}
-    for entity, entity_id in pending:
-        by_entity.setdefault(entity, []).append(entity_id)
+    for (entity, entity_id), touched in pending.items():
+        if not touched.created:
+            by_entity.setdefault(entity, []).append(entity_id)
     existing: dict[tuple[str, Any], dict[str, str]] = {}
     for entity, ids in by_entity.items():
         for chunk in _chunks(ids, 500):
@@ -133,7 +142,9 @@ def seal(session: Session) -> None:
     values: list[dict[str, Any]] = []
     live: list[Synced] = []
     gone: dict[str, list[Any]] = {}
-    for (entity, entity_id), (obj, deleted) in sorted(pending.items(), key=lambda kv: str(kv[0])):
+    for (entity, entity_id), (obj, deleted, _) in sorted(
+        pending.items(), key=lambda kv: str(kv[0])
+    ):
         position += 1
         before = existing.get((entity, entity_id), {})
         is_deleted = deleted or getattr(obj, "deleted_at", None) is not None
@@ -335,18 +346,22 @@ def _with_payloads(session: Session, changes: list[Change]) -> list[Change]:
     ]
 
 
-def _ensure_counter(session: Session) -> None:
-    if session.get(FeedCounter, 1) is None:
-        stmt = _counter_insert(session)
-        session.execute(stmt)
-
-
-def _counter_insert(session: Session) -> Any:
-    return (
-        upsert_insert(session, FeedCounter)
-        .values(id=1, value=0, pruned_through=0)
-        .on_conflict_do_nothing()
+def _take_positions(session: Session, count: int) -> int:
+    """Move the counter on by `count` under its row lock, held until the commit; returns the
+    last position taken. The row is made the first time (a new database), in the same way by
+    any number of transactions at once."""
+    take = (
+        update(FeedCounter)
+        .where(FeedCounter.id == 1)
+        .values(value=FeedCounter.value + count)
+        .returning(FeedCounter.value)
     )
+    top = session.execute(take).scalar()
+    if top is None:
+        first = upsert_insert(session, FeedCounter).values(id=1, value=0, pruned_through=0)
+        session.execute(first.on_conflict_do_nothing())
+        top = session.execute(take).scalar_one()
+    return top
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:

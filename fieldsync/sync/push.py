@@ -66,15 +66,7 @@ def push(
         if int(m["device_seq"]) != expected:
             raise DomainError("sync.sequence_gap", expected_device_seq=expected)
 
-    replayed = {
-        r.device_seq: r.result
-        for r in session.scalars(
-            select(MutationRecord).where(
-                MutationRecord.device_id == device.id,
-                MutationRecord.device_seq.in_([s for s in seqs if s <= last]),
-            )
-        )
-    }
+    replayed = _replayed(session, device.id, [s for s in seqs if s <= last])
 
     skew_ms = _skew_ms(fresh, device_clock=device_clock, now=now)
     events: list[dict[str, Any]] = []
@@ -148,6 +140,16 @@ def push(
         "results": results,
         "missing_evidence": missing,
     }
+
+
+def _replayed(session: Session, device_id: uuid.UUID, seqs: list[int]) -> dict[int, Any]:
+    """The stored results of the mutations sent again, by device_seq (no query when none is)."""
+    if not seqs:
+        return {}
+    stmt = select(MutationRecord.device_seq, MutationRecord.result).where(
+        MutationRecord.device_id == device_id, MutationRecord.device_seq.in_(seqs)
+    )
+    return {seq: result for seq, result in session.execute(stmt)}
 
 
 def _logged_mutation_ids(session: Session, fresh: Sequence[Mapping[str, Any]]) -> set[uuid.UUID]:

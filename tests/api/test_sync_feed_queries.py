@@ -164,6 +164,33 @@ def test_push_reads_the_feed_by_key(api: Any, demo: Any) -> None:
     assert unindexed_feed_reads(statements) == []
 
 
+def _reads_of_held_audiences(statements: list[Any]) -> list[Any]:
+    """The seal's read of which audiences the feed holds records in (to replace those rows,
+    tombstone the audiences a record left): feed rows selected by entity_id, with audience."""
+    return [
+        s
+        for s in statements
+        if isinstance(s, Select)
+        and _reads_feed(s)
+        and "audience" in {c.name for c in s.selected_columns}
+        and "entity_id" in _pinned(s)[0]
+    ]
+
+
+def test_a_record_made_by_the_push_needs_no_read_of_its_feed_rows(api: Any, demo: Any) -> None:
+    """Its id has no feed rows to replace (at most an earlier record's tombstones, which stay
+    as they are): the seal reads the feed rows only of records that existed before."""
+    device_id = str(uuid.uuid4())
+    token = api.login("cg_wang", device_id=device_id)
+    entity_id = str(uuid.uuid4())
+    with captured() as creating:
+        assert _push(api, token, device_id, 1, entity_id).get_json()["results"][0]["version"] == 1
+    with captured() as editing:
+        assert _push(api, token, device_id, 2, entity_id).get_json()["results"][0]["version"] == 2
+    assert _reads_of_held_audiences(creating) == []
+    assert len(_reads_of_held_audiences(editing)) == 1
+
+
 def test_pulls_read_the_feed_by_index_also_when_evicting(app: Any, api: Any, demo: Any) -> None:
     """An officer moved to the other street: the device evicts what it may no longer see."""
     writer_device = str(uuid.uuid4())
