@@ -26,7 +26,7 @@ def matter_facts(matter: Matter) -> MatterFacts:
     return MatterFacts(
         code=matter.code,
         department_code=matter.department.code,
-        department_kind=DepartmentKind(matter.department.kind.value),
+        department_kind=_kind(matter.department.kind),
         allowed_measures=matter.allowed_measures or None,
     )
 
