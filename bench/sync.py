@@ -307,7 +307,7 @@ class SyncBench:
                         "push 1000: validating its bodies alone",
                         batch / validating,
                         "mut/s",
-                        note="marshmallow load of set, as push does; no database",
+                        note="the load of set, as push does; no database",
                     )
                 )
                 self.report.add(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
 import marshmallow as ma
@@ -15,6 +14,7 @@ from fieldsync.inspections.models import Inspection, Report
 from fieldsync.inspections.rule_check import await_review, check
 from fieldsync.org.models import Grid, Role
 from fieldsync.org.reference import reference_reads
+from fieldsync.sync.loading import jsonable
 from fieldsync.sync.merge import FieldSpec, Policy
 from fieldsync.sync.registry import ActionContext, SyncedEntity, register
 
@@ -122,22 +122,8 @@ class ReportFields(_Strict):
     )
 
 
-def _jsonable(value: Any) -> Any:
-    """Marshmallow output (UUIDs inside nested lists) as plain JSON values."""
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, datetime):
-        return isoformat(value)
-    return value
-
-
 def _wire(record: Any, name: str) -> Any:
-    value = getattr(record, name)
-    return _jsonable(value)
+    return jsonable(getattr(record, name))
 
 
 def _common(record: Inspection | Report) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +21,7 @@ from fieldsync.org.models import Person
 from fieldsync.org.reference import references_read_once
 from fieldsync.sync import feed, registry
 from fieldsync.sync.hlc import HLC, capped
+from fieldsync.sync.loading import Refused, compiled_load, jsonable
 from fieldsync.sync.merge import FieldState, LostValue, MergeRefused, merge
 from fieldsync.sync.models import (
     Conflict,
@@ -481,7 +482,7 @@ def _upsert(
     clocks = dict(record.field_clocks or {})
     writer = str(ctx.principal.device.id)
     state = {
-        name: FieldState(_wire(record, name), *(clocks.get(name) or (0, "", "")))
+        name: FieldState(jsonable(getattr(record, name)), *(clocks.get(name) or (0, "", "")))
         for name in spec.fields
     }
     try:
@@ -569,7 +570,7 @@ def _changes(m: Mapping[str, Any]) -> tuple[dict, dict, dict]:
 def _validated(spec: SyncedEntity, m: Mapping[str, Any]) -> tuple[dict, dict, dict]:
     set_, add, remove = _changes(m)
     assert spec.schema is not None
-    schema = _schema(spec.schema)
+    load = _loader(spec.schema)
     errors: dict[str, Any] = {}
     out: list[dict[str, Any]] = []
     for part, payload in (("set", set_), ("add", add)):
@@ -577,9 +578,7 @@ def _validated(spec: SyncedEntity, m: Mapping[str, Any]) -> tuple[dict, dict, di
             out.append({})
             continue
         try:
-            # the fields given, each whole: partial=True would reach into nested objects too
-            # (a location without lon, a finding without its id would pass)
-            out.append(schema.load(payload, partial=tuple(schema.fields)))
+            out.append(load(payload))
         except ma.ValidationError as e:
             errors[part] = e.messages
             out.append({})
@@ -592,25 +591,32 @@ def _validated(spec: SyncedEntity, m: Mapping[str, Any]) -> tuple[dict, dict, di
             errors.setdefault("remove", {})[name] = ["a list of values or item ids (strings)"]
     if errors:
         raise DomainError("sync.invalid_mutation", errors=errors)
-    from fieldsync.inspections.entities import _jsonable
-
-    return (
-        _jsonable(out[0]),
-        _jsonable(out[1]),
-        remove,
-    )
+    return out[0], out[1], remove
 
 
 @functools.cache
-def _schema(schema_class: type[ma.Schema]) -> ma.Schema:
-    # one instance per entity schema: building one per mutation costs more than loading with it
-    return schema_class()
+def _loader(schema_class: type[ma.Schema]) -> Callable[[Any], dict[str, Any]]:
+    """The entity schema's load of the fields given, each whole (partial=True would reach into
+    nested objects too: a location without lon, a finding without its id would pass), as JSON
+    values; compiled (loading.py), with marshmallow for what the compiled form refuses. Made
+    once per schema: building a schema per mutation costs more than loading with it."""
+    schema = schema_class()
+    partial = tuple(schema.fields)
+    compiled = compiled_load(schema)
 
+    def by_marshmallow(payload: Any) -> dict[str, Any]:
+        return jsonable(schema.load(payload, partial=partial))
 
-def _wire(record: Any, name: str) -> Any:
-    from fieldsync.inspections.entities import _jsonable
+    if compiled is None:
+        return by_marshmallow
 
-    return _jsonable(getattr(record, name))
+    def load(payload: Any) -> dict[str, Any]:
+        try:
+            return compiled(payload)
+        except Refused:
+            return by_marshmallow(payload)  # raises, with the messages
+
+    return load
 
 
 def _from_wire(record: Any, name: str, value: Any) -> Any:
