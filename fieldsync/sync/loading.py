@@ -35,7 +35,6 @@ class _Unsupported(Exception):
     pass
 
 
-_REFUSED = Refused()
 _MISSING = ma.missing
 
 
@@ -77,7 +76,7 @@ def _schema_loader(schema: ma.Schema, *, partial: bool, unknown: str | None) -> 
 
     def load(data: Any) -> dict[str, Any]:
         if type(data) is not dict or (raise_unknown and not names.issuperset(data)):
-            raise _REFUSED
+            raise Refused
         out = {}
         for name, load_field, required, default in fields:
             value = data.get(name, _MISSING)
@@ -86,7 +85,7 @@ def _schema_loader(schema: ma.Schema, *, partial: bool, unknown: str | None) -> 
             elif partial:
                 continue
             elif required:
-                raise _REFUSED
+                raise Refused
             elif default is not _MISSING:
                 out[name] = default() if callable(default) else default
         return out
@@ -110,7 +109,7 @@ def _field_loader(field: ma.fields.Field) -> Loader:
 
         def convert(value: Any) -> list[Any]:
             if type(value) is not list:
-                raise _REFUSED
+                raise Refused
             return [item(v) for v in value]
 
     else:
@@ -129,7 +128,7 @@ def _leaf(field: ma.fields.Field) -> Loader:
         try:
             return deserialize(value, None, None)
         except ma.ValidationError:
-            raise _REFUSED from None
+            raise Refused from None
 
     return _checked(field, convert, lambda out: out if type(out) is str else jsonable(out))
 
@@ -142,14 +141,14 @@ def _checked(field: ma.fields.Field, convert: Loader, plain: Loader) -> Loader:
         if value is None:
             if allow_none:
                 return None
-            raise _REFUSED
+            raise Refused
         out = convert(value)
         for validate in validators:
             try:
                 if validate(out) is False:
-                    raise _REFUSED
+                    raise Refused
             except ma.ValidationError:
-                raise _REFUSED from None
+                raise Refused from None
         return plain(out)
 
     return load

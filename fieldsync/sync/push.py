@@ -614,7 +614,7 @@ def _loader(schema_class: type[ma.Schema]) -> Callable[[Any], dict[str, Any]]:
         try:
             return compiled(payload)
         except Refused:
-            return by_marshmallow(payload)  # raises, with the messages
+            return by_marshmallow(payload)  # marshmallow decides, and gives the messages
 
     return load
 
