@@ -8,9 +8,10 @@ required, missing, null, default, unknown-key and nesting rules of `Field.deseri
 `Schema.load` done here. Its output is the load's, as JSON values (`jsonable`).
 
 The schema stays the one declaration and the authority. The compiled form only ever says
-"this is the load's result" or `Refused`; on `Refused` the caller asks marshmallow, which gives
-the messages (or the result, should it take what the compiled form did not). A schema using
-what the compiled form does not know (hooks, data keys, `many`, `only`) is not compiled.
+"this is the load's result" or `Refused`; on `Refused`, `given_fields_loader` asks marshmallow,
+which gives the messages (or the result, should it take what the compiled form did not). A
+schema using what the compiled form does not know (hooks, data keys, `many`, `only`) is not
+compiled.
 """
 
 from __future__ import annotations
@@ -49,6 +50,29 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, datetime):
         return isoformat(value)
     return value
+
+
+def given_fields_loader(schema: ma.Schema) -> Loader:
+    """The schema's load of the fields given, each whole (`partial=True` would reach into nested
+    objects too: a location without lon, a finding without its id would pass), as JSON values.
+    Compiled where it can be; marshmallow for what the compiled form refuses (it raises the
+    ValidationError, with the messages) and for a schema that is not compiled."""
+    partial = tuple(schema.fields)
+
+    def by_marshmallow(data: Any) -> Any:
+        return jsonable(schema.load(data, partial=partial))
+
+    compiled = compiled_load(schema)
+    if compiled is None:
+        return by_marshmallow
+
+    def load(data: Any) -> Any:
+        try:
+            return compiled(data)
+        except Refused:
+            return by_marshmallow(data)
+
+    return load
 
 
 def compiled_load(schema: ma.Schema) -> Loader | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +21,7 @@ from fieldsync.org.models import Person
 from fieldsync.org.reference import references_read_once
 from fieldsync.sync import feed, registry
 from fieldsync.sync.hlc import HLC, capped
-from fieldsync.sync.loading import Refused, compiled_load, jsonable
+from fieldsync.sync.loading import Loader, given_fields_loader, jsonable
 from fieldsync.sync.merge import FieldState, LostValue, MergeRefused, merge
 from fieldsync.sync.models import (
     Conflict,
@@ -595,28 +595,9 @@ def _validated(spec: SyncedEntity, m: Mapping[str, Any]) -> tuple[dict, dict, di
 
 
 @functools.cache
-def _loader(schema_class: type[ma.Schema]) -> Callable[[Any], dict[str, Any]]:
-    """The entity schema's load of the fields given, each whole (partial=True would reach into
-    nested objects too: a location without lon, a finding without its id would pass), as JSON
-    values; compiled (loading.py), with marshmallow for what the compiled form refuses. Made
-    once per schema: building a schema per mutation costs more than loading with it."""
-    schema = schema_class()
-    partial = tuple(schema.fields)
-    compiled = compiled_load(schema)
-
-    def by_marshmallow(payload: Any) -> dict[str, Any]:
-        return jsonable(schema.load(payload, partial=partial))
-
-    if compiled is None:
-        return by_marshmallow
-
-    def load(payload: Any) -> dict[str, Any]:
-        try:
-            return compiled(payload)
-        except Refused:
-            return by_marshmallow(payload)  # marshmallow decides, and gives the messages
-
-    return load
+def _loader(schema_class: type[ma.Schema]) -> Loader:
+    """Made once per entity schema: building a schema per mutation costs more than loading."""
+    return given_fields_loader(schema_class())
 
 
 def _from_wire(record: Any, name: str, value: Any) -> Any:
