@@ -11,7 +11,7 @@ from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, Uni
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from fieldsync.clock import utcnow
-from fieldsync.db import Base, new_id
+from fieldsync.db import Base, WriteOnceJSON, new_id
 
 
 class FeedCounter(Base):
@@ -92,8 +92,8 @@ class MutationRecord(Base):
     code: Mapped[str | None] = mapped_column(String(64))  # for rejected
     message_en: Mapped[str | None] = mapped_column(Text)
     message_zh: Mapped[str | None] = mapped_column(Text)
-    payload: Mapped[dict[str, Any]]  # the mutation as received
-    result: Mapped[dict[str, Any]]  # the result as returned
+    payload: Mapped[dict[str, Any]] = mapped_column(WriteOnceJSON)  # the mutation as received
+    result: Mapped[dict[str, Any]] = mapped_column(WriteOnceJSON)  # the result as returned
     device_time: Mapped[datetime | None]
     hlc: Mapped[str | None] = mapped_column(String(96))
     # indexed for the retention prune, which removes the oldest rows
@@ -165,4 +165,4 @@ class Event(Base):
     device_time: Mapped[datetime | None]
     hlc: Mapped[str | None] = mapped_column(String(96))
     server_time: Mapped[datetime] = mapped_column(default=utcnow)
-    changes: Mapped[dict[str, Any]]
+    changes: Mapped[dict[str, Any]] = mapped_column(WriteOnceJSON)

@@ -184,10 +184,11 @@ def _rejection(seq: int, error: DomainError) -> dict[str, Any]:
 
 
 def _unstorable(m: Mapping[str, Any]) -> str | None:
-    """What in a mutation the log could not keep as it came, if anything: the log keeps every
-    mutation, a rejected one too, so such a mutation is rejected with nothing of it stored
-    but its device_seq and mutation_id (else its INSERT fails and the device's queue is stuck
-    for good)."""
+    """What in a mutation the database could not keep as it came, if anything (JSON cannot
+    encode it; text and jsonb columns refuse a NUL, which a validation message or the record
+    would carry on): the log keeps every mutation, a rejected one too, so such a mutation is
+    rejected with nothing of it stored but its device_seq and mutation_id (else an INSERT
+    fails and the device's queue is stuck for good)."""
     try:
         text = orjson.dumps(m)
     except orjson.JSONEncodeError:
