@@ -15,12 +15,14 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    String,
     Table,
     Uuid,
     cast,
     create_engine,
     event,
     insert,
+    type_coerce,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
@@ -211,6 +213,23 @@ def as_utf8_bytes(session: Session, column: Any) -> Any:
     if session.get_bind().dialect.name == "sqlite":
         return cast(column, LargeBinary)
     return column
+
+
+def id_as_text(session: Session, column: Any) -> Any:
+    """A UUID column read as its canonical text, what str() of the UUID gives: for ids that only
+    go into a response (making a UUID of each, then its text again, was a tenth of a first
+    pull's page). PostgreSQL casts it; SQLite stores the hex digits, put in the usual form."""
+    if session.get_bind().dialect.name == "sqlite":
+        return type_coerce(column, _HexUuidAsText())
+    return cast(column, String)
+
+
+class _HexUuidAsText(TypeDecorator[str]):
+    impl = String
+    cache_ok = True
+
+    def process_result_value(self, value: Any, dialect: Any) -> str | None:
+        return None if value is None else str(uuid.UUID(value))
 
 
 class _Utf8Bytes(Loader):

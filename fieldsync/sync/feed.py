@@ -16,12 +16,12 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 import orjson
-from sqlalchemy import and_, delete, event, select, union_all, update
+from sqlalchemy import Integer, and_, bindparam, delete, event, select, union_all, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 
 from fieldsync.clock import utcnow
-from fieldsync.db import TEXT_AS_BYTES, Synced, as_utf8_bytes, upsert_insert
+from fieldsync.db import TEXT_AS_BYTES, Synced, as_utf8_bytes, id_as_text, upsert_insert
 from fieldsync.errors import DomainError
 from fieldsync.sync import registry
 from fieldsync.sync.models import FeedCounter, FeedEntry, FeedPayload
@@ -327,17 +327,18 @@ def backfill_payloads(session: Session, *, batch: int = 500) -> int:
 def _with_payloads(session: Session, changes: list[Change]) -> list[Change]:
     """Upserts whose record has no stored wire form yet (a database upgraded from before
     payloads whose backfill has not run): made and kept now, as `seal` would have."""
-    missing: dict[str, list[Any]] = {}
+    missing: dict[str, list[uuid.UUID]] = {}
     for change in changes:
         if change.op == "upsert" and change.data is None:
-            missing.setdefault(change.entity, []).append(change.entity_id)
+            missing.setdefault(change.entity, []).append(uuid.UUID(change.entity_id))
     if not missing:
         return changes
-    texts: dict[tuple[str, Any], str] = {}
+    texts: dict[tuple[str, str], str] = {}
     for name, ids in missing.items():
         model: Any = registry.entity(name).model  # type: ignore[union-attr]
         records = session.scalars(select(model).where(model.id.in_(ids))).all()
-        texts.update(store_payloads(session, records, replace=False))
+        stored = store_payloads(session, records, replace=False)
+        texts.update({(entity, str(i)): text for (entity, i), text in stored.items()})
     return [
         c._replace(data=texts[(c.entity, c.entity_id)].encode())
         if c.op == "upsert" and c.data is None
@@ -426,7 +427,7 @@ class Change(NamedTuple):
     """One change of a page (a tuple: a first sync makes thousands)."""
 
     entity: str
-    entity_id: uuid.UUID
+    entity_id: str  # the record's id as text: it only goes into the response
     version: int
     op: str
     reason: str | None
@@ -501,17 +502,11 @@ def _changes_page(session: Session, *, cursor: Cursor, top: int, limit: int, now
 
 # a feed row as plain columns, with its payload: a page reads thousands, none is ever changed;
 # read as tuples (unpacked by _collapse in this order, sorted by position and audience); the
-# payload as the bytes stored, which the response copies (see fieldsync.sync.pull)
-_FEED_COLUMNS = (
-    FeedEntry.entity,
-    FeedEntry.entity_id,
-    FeedEntry.audience,
-    FeedEntry.position,
-    FeedEntry.version,
-    FeedEntry.op,
-    FeedEntry.reason,
-)
+# record's id as text and the payload as the bytes stored, both copied into the response (see
+# fieldsync.sync.pull)
 _BY_POSITION_AND_AUDIENCE = operator.itemgetter(3, 2)
+# the statement of a page, by dialect and which of its audiences (in order) start from scratch
+_PAGE_STATEMENTS: dict[tuple[str, tuple[bool, ...]], Any] = {}
 
 
 def _feed_rows(session: Session, positions: dict[str, int], limit: int) -> list[Any]:
@@ -527,35 +522,63 @@ def _feed_rows(session: Session, positions: dict[str, int], limit: int) -> list[
     with the changes since the cursor, never with the size of the feed. An upsert's payload is
     joined in the same statement, so it is the version of that very row.
     """
-    parts = []
-    payload = as_utf8_bytes(session, FeedPayload.data).label("data")
-    for audience, after in sorted(positions.items()):
-        part = (
-            select(*_FEED_COLUMNS, payload)
-            .outerjoin(
-                FeedPayload,
-                and_(
-                    FeedEntry.op == "upsert",
-                    FeedPayload.entity == FeedEntry.entity,
-                    FeedPayload.entity_id == FeedEntry.entity_id,
-                ),
-            )
-            .where(FeedEntry.audience == audience, FeedEntry.position > after)
-            .order_by(FeedEntry.position)
-            .limit(limit)
-        )
-        if after == 0:  # a first sync needs no tombstones
-            part = part.where(FeedEntry.op == "upsert")
-        # a member of a compound SELECT may not have its own ORDER BY/LIMIT (SQLite): wrap it
-        parts.append(select(part.subquery()))
-    if not parts:
+    if not positions:
         return []
-    stmt = union_all(*parts) if len(parts) > 1 else parts[0]
-    # a Core statement of plain columns: the connection runs it without the ORM's layer (about
-    # 2 ms of a 30 ms first page here)
-    rows = session.connection().execute(stmt, execution_options={TEXT_AS_BYTES: True}).all()
+    ordered = sorted(positions.items())
+    key = (session.get_bind().dialect.name, tuple(after == 0 for _, after in ordered))
+    stmt = _PAGE_STATEMENTS.get(key)
+    if stmt is None:
+        stmt = _PAGE_STATEMENTS[key] = _page_statement(session, key[1])
+    values: dict[str, Any] = {"limit": limit}
+    for n, (audience, after) in enumerate(ordered):
+        values[f"audience_{n}"], values[f"after_{n}"] = audience, after
+    # a Core statement of plain columns, built once: the connection runs it without the ORM's
+    # layer (about 2 ms of a 30 ms first page here), and nothing is put together per page
+    execute = session.connection().execute
+    rows = execute(stmt, values, execution_options={TEXT_AS_BYTES: True}).all()
     rows.sort(key=_BY_POSITION_AND_AUDIENCE)
     return rows
+
+
+def _page_statement(session: Session, first: tuple[bool, ...]) -> Any:
+    """The statement of `_feed_rows` for audiences of which `first` says whether each starts
+    from scratch (a first sync needs no tombstones); their names and positions are bound."""
+    feed, payloads = FeedEntry.__table__.c, FeedPayload.__table__.c
+    columns = (
+        feed.entity,
+        id_as_text(session, feed.entity_id).label("entity_id"),
+        feed.audience,
+        feed.position,
+        feed.version,
+        feed.op,
+        feed.reason,
+        as_utf8_bytes(session, payloads.data).label("data"),
+    )
+    joined = FeedEntry.__table__.outerjoin(
+        FeedPayload.__table__,
+        and_(
+            feed.op == "upsert",
+            payloads.entity == feed.entity,
+            payloads.entity_id == feed.entity_id,
+        ),
+    )
+    parts = []
+    for n, from_scratch in enumerate(first):
+        part = (
+            select(*columns)
+            .select_from(joined)
+            .where(
+                feed.audience == bindparam(f"audience_{n}"),
+                feed.position > bindparam(f"after_{n}"),
+            )
+            .order_by(feed.position)
+            .limit(bindparam("limit", type_=Integer))
+        )
+        if from_scratch:
+            part = part.where(feed.op == "upsert")
+        # a member of a compound SELECT may not have its own ORDER BY/LIMIT (SQLite): wrap it
+        parts.append(select(part.subquery()))
+    return union_all(*parts) if len(parts) > 1 else parts[0]
 
 
 def _collapse(rows: Sequence[Any]) -> list[Change]:
@@ -600,7 +623,7 @@ def _evict_page(
                 changes.append(
                     Change(
                         row.entity,
-                        row.entity_id,
+                        str(row.entity_id),
                         row.version,
                         "delete",
                         "out_of_scope",

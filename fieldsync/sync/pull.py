@@ -77,7 +77,7 @@ def _body(envelope: str, changes: list[Change]) -> bytes:
         else:
             tombstone = {
                 "entity": change.entity,
-                "id": str(change.entity_id),
+                "id": change.entity_id,
                 "version": change.version,
                 "op": "delete",
                 "reason": change.reason or "deleted",
