@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from fieldsync.errors import DomainError
@@ -76,60 +76,31 @@ class ReferenceReads:
         as unknown)."""
         codes = sorted({c for c in matter_codes if isinstance(c, str)} - self._matters.keys())
         for chunk in _chunks(codes):
-            found = {
-                m.code: m
-                for m in self.session.scalars(select(Matter).where(Matter.code.in_(chunk)))
-            }
+            found = {m.code: m for m in self.session.scalars(_MATTERS, {"codes": chunk})}
             self._matters.update((c, found.get(c)) for c in chunk)
         ids = sorted({_as_uuid(i) for i in person_ids} - {None} - self._people.keys())
         for chunk in _chunks(ids):
             self._read_people(chunk)
 
     def _read_people(self, ids: Sequence[uuid.UUID]) -> None:
-        execute = self.session.execute
+        # plain rows, by statements built once (see below), on the connection: none of the
+        # ORM's work per statement, for rows that are not records (nor a flush first: no unit
+        # of work reads the reference data it is changing)
+        execute = self.session.connection().execute
+        given = {"ids": ids}
         roles: dict[uuid.UUID, list[str]] = {pid: [] for pid in ids}
-        for pid, role in execute(
-            select(PersonRole.person_id, PersonRole.role)
-            .where(PersonRole.person_id.in_(ids))
-            .order_by(PersonRole.person_id, PersonRole.role)
-        ):
+        for pid, role in execute(_ROLES, given):
             roles[pid].append(role.value)
         certificates: dict[uuid.UUID, list[CertificateFacts]] = {pid: [] for pid in ids}
-        for pid, number, valid_from, valid_to, revoked_at in execute(
-            select(
-                Certificate.person_id,
-                Certificate.number,
-                Certificate.valid_from,
-                Certificate.valid_to,
-                Certificate.revoked_at,
-            )
-            .where(Certificate.person_id.in_(ids))
-            .order_by(Certificate.person_id, Certificate.valid_from, Certificate.number)
-        ):
+        for pid, number, valid_from, valid_to, revoked_at in execute(_CERTIFICATES, given):
             certificates[pid].append(CertificateFacts(number, valid_from, valid_to, revoked_at))
         people = {
             pid: _Held(street_id, code, _kind(kind), tuple(roles[pid]), active)
-            for pid, street_id, code, kind, active in execute(
-                select(Person.id, Person.street_id, Department.code, Department.kind, Person.active)
-                .outerjoin(Department, Department.id == Person.department_id)
-                .where(Person.id.in_(ids))
-            )
+            for pid, street_id, code, kind, active in execute(_PEOPLE, given)
         }
         periods: dict[uuid.UUID, list[_Held]] = {pid: [] for pid in ids}
         for pid, code, kind, period_roles, active, period_id, valid_from, valid_to in execute(
-            select(
-                RosterPeriod.person_id,
-                Department.code,
-                Department.kind,
-                RosterPeriod.roles,
-                RosterPeriod.active,
-                RosterPeriod.id,
-                RosterPeriod.valid_from,
-                RosterPeriod.valid_to,
-            )
-            .outerjoin(Department, Department.id == RosterPeriod.department_id)
-            .where(RosterPeriod.person_id.in_(ids))
-            .order_by(RosterPeriod.id)
+            _PERIODS, given
         ):
             periods[pid].append(
                 _Held(
@@ -198,6 +169,47 @@ class ReferenceReads:
             out.append(facts)
         return out
 
+
+# The statements of the reads, built once: a push reads its reference data with them, and
+# building each anew took about as long as the database answering it. Lists are bound.
+_MATTERS = select(Matter).where(Matter.code.in_(bindparam("codes", expanding=True)))
+_PERSON_IDS = bindparam("ids", expanding=True)
+_ROLES = (
+    select(PersonRole.person_id, PersonRole.role)
+    .where(PersonRole.person_id.in_(_PERSON_IDS))
+    .order_by(PersonRole.person_id, PersonRole.role)
+)
+_CERTIFICATES = (
+    select(
+        Certificate.person_id,
+        Certificate.number,
+        Certificate.valid_from,
+        Certificate.valid_to,
+        Certificate.revoked_at,
+    )
+    .where(Certificate.person_id.in_(_PERSON_IDS))
+    .order_by(Certificate.person_id, Certificate.valid_from, Certificate.number)
+)
+_PEOPLE = (
+    select(Person.id, Person.street_id, Department.code, Department.kind, Person.active)
+    .outerjoin(Department, Department.id == Person.department_id)
+    .where(Person.id.in_(_PERSON_IDS))
+)
+_PERIODS = (
+    select(
+        RosterPeriod.person_id,
+        Department.code,
+        Department.kind,
+        RosterPeriod.roles,
+        RosterPeriod.active,
+        RosterPeriod.id,
+        RosterPeriod.valid_from,
+        RosterPeriod.valid_to,
+    )
+    .outerjoin(Department, Department.id == RosterPeriod.department_id)
+    .where(RosterPeriod.person_id.in_(_PERSON_IDS))
+    .order_by(RosterPeriod.id)
+)
 
 _READS = "fieldsync.reference_reads"
 
