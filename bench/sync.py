@@ -537,6 +537,7 @@ class SyncBench:
         self.populate(template, big_rows - feed_rows, audience, lean=True)
         feed_rows = self._feed_count()
         populate_s = time.perf_counter() - t0
+        self._settle()  # as at 10k: the statistics a live database would have by now
         # the reader has seen everything up to the top of the feed, as if it had pulled the
         # million rows: its cursor is the one the server hands out there
         reader.cursor = self._cursor_at_top(reader)
