@@ -170,8 +170,8 @@ class ReferenceReads:
         return out
 
 
-# The statements of the reads, built once: a push reads its reference data with them, and
-# building each anew took about as long as the database answering it. Lists are bound.
+# The statements of the reads, built once, their lists bound: a push of one mutation ran 7%
+# faster than with each built anew (median of 200, interleaved in one process).
 _MATTERS = select(Matter).where(Matter.code.in_(bindparam("codes", expanding=True)))
 _PERSON_IDS = bindparam("ids", expanding=True)
 _ROLES = (
