@@ -7,9 +7,7 @@ Create Date: 2026-12-04 19:10:00
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
 
 revision: str = "7e3a91c4d2f0"
 down_revision: str | None = "5d1e0c2a9b47"
@@ -19,25 +17,19 @@ depends_on: str | Sequence[str] | None = None
 COLUMNS = {"sync_mutations": ("payload", "result"), "events": ("changes",)}
 
 
-def _retype(new: sa.types.TypeEngine, old: sa.types.TypeEngine, cast: str) -> None:
-    # SQLite has one JSON type: nothing to do there. On PostgreSQL each table is rewritten once.
+def _retype(to: str) -> None:
+    # SQLite has one JSON type: nothing to do there. On PostgreSQL one ALTER TABLE per table, so
+    # that each table is rewritten once, not once per column.
     if op.get_bind().dialect.name != "postgresql":
         return
     for table, columns in COLUMNS.items():
-        for column in columns:
-            op.alter_column(
-                table,
-                column,
-                type_=new,
-                existing_type=old,
-                existing_nullable=False,
-                postgresql_using=f"{column}::{cast}",
-            )
+        changes = ", ".join(f"ALTER COLUMN {c} TYPE {to} USING {c}::{to}" for c in columns)
+        op.execute(f"ALTER TABLE {table} {changes}")
 
 
 def upgrade() -> None:
-    _retype(sa.JSON(), postgresql.JSONB(), "json")
+    _retype("json")
 
 
 def downgrade() -> None:
-    _retype(postgresql.JSONB(), sa.JSON(), "jsonb")
+    _retype("jsonb")
