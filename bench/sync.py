@@ -393,15 +393,17 @@ class SyncBench:
     def _rule_check_and_serialize(self, body: dict[str, Any]) -> tuple[float, float]:
         """Seconds push spends, alone, re-applying the rule to these records (reference data
         read once, as in a push) and serializing them; best of three each, nothing written."""
-        from fieldsync.inspections.entities import serialize_inspection
-        from fieldsync.inspections.models import Inspection
         from fieldsync.inspections.rule_check import check
         from fieldsync.org.reference import references_read_once
+        from fieldsync.sync import registry
 
+        spec = registry.entity("inspection")  # as `_validating`: the entity push applies
+        assert spec is not None
+        model: Any = spec.model
         ids = [uuid.UUID(r["id"]) for r in body["results"]]
         checking = serializing = float("inf")
         with self.services.sessionmaker() as s:
-            records = list(s.scalars(select(Inspection).where(Inspection.id.in_(ids))))
+            records = list(s.scalars(select(model).where(model.id.in_(ids))))
             for _ in range(3):
                 with references_read_once(s):
                     t0 = time.perf_counter()
@@ -410,7 +412,7 @@ class SyncBench:
                     checking = min(checking, time.perf_counter() - t0)
                 t0 = time.perf_counter()
                 for record in records:
-                    serialize_inspection(record)
+                    spec.serialize(record)
                 serializing = min(serializing, time.perf_counter() - t0)
             s.rollback()
         return checking, serializing
